@@ -1,0 +1,47 @@
+"""Shared tiny fixtures: a word tokenizer on a small made-up corpus and tiny VAEs (dimensions of a few units)."""
+
+import pytest
+import torch
+
+from textvae.config import ModelConfig, TokenizerConfig, from_dict
+from textvae.data.tokenization import train_tokenizer
+
+SENTENCES = [
+    "the cat sat on the mat .",
+    "a dog ran in the park .",
+    "the bird sang a song .",
+    "my friend read the old book today .",
+    "we will eat fish .",
+    "did the cat see the dog ?",
+    "the tall man walked home slowly .",
+    "she likes green tea .",
+]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return train_tokenizer(SENTENCES, TokenizerConfig(type="word"))
+
+
+def tiny_model_config(rnn: str = "lstm", **overrides) -> ModelConfig:
+    """A ModelConfig with tiny sizes; ``overrides`` are nested dicts merged over it."""
+    base = {
+        "encoder": {"type": rnn, "embedding_size": 8, "hidden_size": 12},
+        "decoder": {"type": rnn, "embedding_size": 8, "hidden_size": 12},
+        "latent": {"size": 4},
+        "max_length": 16,
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            base.setdefault(section, {}).update(values)
+        else:
+            base[section] = values
+    return from_dict(ModelConfig, base, prefix="model.")
+
+
+@pytest.fixture
+def tiny_model(tokenizer):
+    from textvae import TextVAE
+
+    torch.manual_seed(0)
+    return TextVAE.from_config(tiny_model_config(), tokenizer)

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from textvae.config import DataConfig
+from textvae.data.corpora import DataError, load_corpus
+from textvae.data.pipeline import make_loader, prepare_data
+
+
+def write_splits(folder, names, lines=("a b c", "d e", "f g h i")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text("\n".join(lines) + "\n\n")
+
+
+def test_ptb_and_plain_file_names(tmp_path):
+    write_splits(tmp_path / "ptb", ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"], lines=(" a b <unk> ", "c d"))
+    corpus = load_corpus(DataConfig(corpus="lines", data_dir=str(tmp_path / "ptb")))
+    assert corpus.train == ["a b <unk>", "c d"] and corpus.name == "ptb"
+    write_splits(tmp_path / "plain", ["train.txt", "valid.txt", "test.txt"])
+    corpus = load_corpus(DataConfig(corpus="lines", data_dir=str(tmp_path / "plain")))
+    assert len(corpus.test) == 3
+
+
+def test_missing_folder_and_file_are_named(tmp_path):
+    with pytest.raises(DataError, match="data folder not found: .*nowhere"):
+        load_corpus(DataConfig(corpus="lines", data_dir=str(tmp_path / "nowhere")))
+    write_splits(tmp_path / "half", ["train.txt", "valid.txt"])
+    with pytest.raises(DataError, match="no test file in .*half: looked for ptb.test.txt, test.txt"):
+        load_corpus(DataConfig(corpus="lines", data_dir=str(tmp_path / "half")))
+    with pytest.raises(DataError, match="needs data.data_dir"):
+        load_corpus(DataConfig(corpus="lines"))
+    with pytest.raises(KeyError, match="did you mean 'lines'"):
+        load_corpus(DataConfig(corpus="line"))
+
+
+def test_hf_datasets_from_local_jsonl_and_csv(tmp_path):
+    folder = tmp_path / "json"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        rows = [{"sentence": f"{split} sentence {i}", "label": i} for i in range(4)]
+        (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    corpus = load_corpus(DataConfig(corpus="hf", data_dir=str(folder), text_column="sentence"))
+    assert corpus.valid == [f"valid sentence {i}" for i in range(4)]
+    with pytest.raises(DataError, match="no column 'text'.*sentence"):
+        load_corpus(DataConfig(corpus="hf", data_dir=str(folder)))
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.csv").write_text("text,label\nhello world,1\nbye now,0\n")
+    assert load_corpus(DataConfig(corpus="hf", data_dir=str(folder))).train == ["hello world", "bye now"]
+
+
+def test_prepare_data_on_the_embedded_corpus_reports_lengths():
+    config = DataConfig(synthetic_size=500, batch_size=16)
+    data = prepare_data(config, max_length=8)  # some synthetic sentences are longer than 8 tokens: dropped
+    report = data.reports["train"]
+    assert report.total == 400 and report.dropped > 0 and report.kept == len(data.datasets["train"])
+    assert all(len(ids) <= 8 for ids in data.datasets["train"].token_ids)
+    assert data.sentences("train")[0].split() == data.tokenizer.decode(data.datasets["train"][0]).split()
+    loader = make_loader(data.datasets["train"], data.tokenizer, 16, shuffle=True)
+    batch = next(iter(loader))
+    assert batch["input_ids"].shape[0] == 16 and batch["input_ids"][0, 0] == data.tokenizer.bos_id

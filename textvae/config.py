@@ -1,0 +1,320 @@
+"""Dataclass configs: YAML in, dotted ``key=value`` overrides, validation with errors that name the key.
+
+``Config(model=ModelConfig(encoder=..., decoder=..., latent=..., objective=...), data=DataConfig(...), train=TrainConfig(...))``
+mirrors the YAML files one to one. An unknown key fails with the nearest valid one; a wrong type names the key,
+the value and the type expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key, value or file that cannot be used; the message names it."""
+
+
+def choice(default: Any, *choices: Any) -> Any:
+    """A dataclass field whose value must be one of ``choices``."""
+    return field(default=default, metadata={"choices": choices})
+
+
+@dataclass
+class TokenizerConfig:
+    """Which tokenizer to train on the training split, and its size."""
+
+    type: str = choice("word", "word", "bpe", "wordpiece", "sentencepiece")
+    vocab_size: int = 10000  # the maximum for word-level vocabularies, the target for subword ones
+    min_count: int = 1  # word-level: words seen fewer times become <unk>
+    lowercase: bool = False
+
+
+@dataclass
+class EncoderConfig:
+    """Sequence encoder: x -> h, which the latent turns into q(z|x)."""
+
+    type: str = "lstm"  # a name in registry.ENCODERS
+    embedding_size: int = 256
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # on embeddings and between layers
+
+
+@dataclass
+class DecoderConfig:
+    """Autoregressive decoder p(x|z); ``z_mode`` says where z enters."""
+
+    type: str = "lstm"  # a name in registry.DECODERS
+    embedding_size: int = 256
+    hidden_size: int = 256
+    num_layers: int = 1
+    z_mode: str = choice("init+concat", "init", "concat", "init+concat")
+    word_dropout: float = 0.0  # fraction of input tokens (never the first) replaced by <unk> in training
+    embedding_dropout: float = 0.0
+    output_dropout: float = 0.0
+    tie_embeddings: bool = False  # share input embedding and output projection (needs embedding_size == hidden_size)
+
+
+@dataclass
+class LatentConfig:
+    """The bottleneck q(z|x) and its prior."""
+
+    type: str = "gaussian"  # a name in registry.LATENTS
+    size: int = 32
+
+
+@dataclass
+class ObjectiveConfig:
+    """ELBO terms and KL-weight schedule; every schedule is a pure function of the step (see objectives.py)."""
+
+    beta: float = 1.0  # final weight on the KL term
+    kl_schedule: str = choice("constant", "constant", "linear", "sigmoid", "cyclical")
+    kl_start: float = 0.0  # linear: weight at step 0
+    kl_warmup_steps: int = 10000  # linear: steps to reach beta; sigmoid: steps to reach 0.99*beta (midpoint at half)
+    kl_cycles: int = 4  # cyclical: number of cycles over kl_total_steps
+    kl_ramp_ratio: float = 0.5  # cyclical: fraction of each cycle spent rising (Fu et al. use 0.5)
+    kl_total_steps: int = 40000  # cyclical: steps covered by the cycles; weight stays at beta afterwards
+    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (0 = off)
+    capacity: float = 0.0  # capacity control target C_max in nats (0 = off): loss = rec + gamma*|KL - C(step)|
+    capacity_steps: int = 10000  # steps over which C rises linearly from 0 to `capacity`
+    capacity_gamma: float = 10.0
+
+
+@dataclass
+class ModelConfig:
+    """A whole VAE: its type, pieces and objective."""
+
+    model_type: str = "sentence_vae"  # a name in registry.MODELS
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    max_length: int = 64  # tokens per sentence, without <bos>/<eos>; also the generation limit
+    overlong: str = choice("truncate", "truncate", "error")  # what encode()/tokenize() do with longer input
+
+
+@dataclass
+class DataConfig:
+    """Where sentences come from, how they are tokenized and batched."""
+
+    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf
+    data_dir: Union[str, None] = None  # folder with train/valid/test files (lines, hf)
+    text_column: str = "text"  # hf: the column holding the sentence
+    synthetic_size: int = 24000  # synthetic: number of sentences over all splits
+    synthetic_seed: int = 0  # synthetic: which sentences; fixed apart from the run's seed so runs share data
+    max_length: Union[int, None] = None  # None: the model's max_length
+    overlong: str = choice("drop", "drop", "truncate", "error")
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    bucket: bool = True  # length-bucketed batches, so padding stays small
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping for the trainer."""
+
+    output_dir: str = "runs/default"
+    max_steps: int = 2000
+    learning_rate: float = 1e-3
+    optimizer: str = choice("adam", "adam", "adamw", "sgd")
+    weight_decay: float = 0.0
+    lr_schedule: str = choice("constant", "constant", "linear", "cosine")
+    warmup_steps: int = 0
+    grad_clip: float = 5.0
+    grad_accum_steps: int = 1
+    mixed_precision: str = choice("no", "no", "fp16", "bf16")
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 50
+
+
+@dataclass
+class Config:
+    """Everything one run needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        return from_dict(cls, data)
+
+
+# ---------------------------------------------------------------- building from dicts, with checks
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "").replace("NoneType", "None")
+
+
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` converted to ``tp`` where that is lossless, else raise ConfigError naming the key."""
+    origin = typing.get_origin(tp)
+    if origin is Union or (hasattr(types, "UnionType") and isinstance(tp, types.UnionType)):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} is not a {_type_name(tp)}")
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: {value!r} is not a list (expected {_type_name(tp)})")
+        return [_check_value(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: {value!r} is not a bool (true/false)")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: {value!r} is not an int")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: {value!r} is not a float")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: {value!r} is not a string")
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{key}: {value!r} is not a {_type_name(tp)}")
+    return value
+
+
+def _unknown_key(key: str, valid: Iterable[str]) -> ConfigError:
+    valid = sorted(valid)
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    hint = f"; did you mean {parent}{close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint} (valid here: {', '.join(valid)})")
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict, checking every key and value."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = _field_types(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            raise _unknown_key(full, fields)
+        tp = hints[key]
+        if _is_dataclass_type(tp):
+            kwargs[key] = from_dict(tp, value, prefix=full + ".")
+        else:
+            kwargs[key] = _check_value(full, value, tp)
+            _check_choices(full, kwargs[key], fields[key])
+    return cls(**kwargs)
+
+
+def _check_choices(key: str, value: Any, f: dataclasses.Field) -> None:
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}{hint}")
+
+
+def apply_overrides(data: dict, overrides: Iterable[str], cls: type = Config) -> dict:
+    """Apply ``a.b.c=value`` strings to a nested dict; values parse as YAML scalars (``1e-3``, ``true``, ``[2, 3]``)."""
+    data = json.loads(json.dumps(data))  # a deep copy that also rejects non-plain values
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. model.latent.size=32)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value {raw!r}: {exc}") from None
+        if isinstance(value, str) and cls is not None:
+            value = raw  # keep strings exactly as typed
+        parts = key.split(".")
+        node, node_cls = data, cls
+        for depth, part in enumerate(parts):
+            hints = _field_types(node_cls)
+            if part not in hints:
+                raise _unknown_key(".".join(parts[: depth + 1]), hints)
+            tp = hints[part]
+            if depth == len(parts) - 1:
+                if _is_dataclass_type(tp):
+                    raise ConfigError(f"override {key!r} names a section; set one of its keys, e.g. {key}.{next(iter(_field_types(tp)))}=...")
+                node[part] = value
+            else:
+                if not _is_dataclass_type(tp):
+                    raise ConfigError(f"override {key!r}: {'.'.join(parts[: depth + 1])} is not a section")
+                node = node.setdefault(part, {})
+                if node is None:
+                    node = data[part] = {}
+                node_cls = tp
+    return data
+
+
+def load_config(path: "str | Path | None" = None, overrides: Iterable[str] = ()) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections (model, data, train, seed)")
+    data = apply_overrides(data, overrides)
+    return Config.from_dict(data)
+
+
+def save_config(config: Config, path: "str | Path") -> None:
+    """Write a config as YAML that ``load_config`` reads back to an equal config."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

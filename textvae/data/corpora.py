@@ -1,0 +1,133 @@
+"""Named corpora: line-per-sentence folders (PTB, Yahoo, Yelp), Hugging Face ``datasets`` from local files,
+and the embedded synthetic corpus. Every loader returns a ``Corpus`` with train/valid/test sentence lists."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..registry import CORPORA
+
+SPLITS = ("train", "valid", "test")
+
+
+class DataError(ValueError):
+    """Data that is missing or unusable; the message names the path or the problem."""
+
+
+@dataclass
+class Corpus:
+    """Sentences per split, with ground-truth factor labels where the corpus has them.
+
+    ``factors[split]`` is an int array of shape (num_sentences, len(factor_names)), row-aligned with the sentences.
+    """
+
+    name: str
+    train: list[str]
+    valid: list[str]
+    test: list[str]
+    factor_names: Optional[list[str]] = None
+    factors: Optional[dict[str, np.ndarray]] = None
+    info: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> list[str]:
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={len(self.split(s))}" for s in SPLITS)
+        return f"Corpus({self.name!r}, {sizes})"
+
+
+def default_data_dir() -> Optional[str]:
+    """The ``TEXTVAE_DATA`` environment variable, where real corpora live (``../shared/data``)."""
+    return os.environ.get("TEXTVAE_DATA")
+
+
+# ---------------------------------------------------------------- line-per-sentence folders
+
+SPLIT_FILE_NAMES = {
+    "train": ("ptb.train.txt", "train.txt"),
+    "valid": ("ptb.valid.txt", "valid.txt", "validation.txt", "dev.txt"),
+    "test": ("ptb.test.txt", "test.txt"),
+}
+
+
+def _require_dir(data_dir: "str | Path | None", corpus: str) -> Path:
+    if not data_dir:
+        raise DataError(f"corpus {corpus!r} needs data.data_dir (a folder with train/valid/test files)")
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise DataError(f"data folder not found: {path}")
+    return path
+
+
+def find_split_file(folder: Path, split: str, suffixes: tuple[str, ...] = (".txt",)) -> Path:
+    """The file holding ``split`` in ``folder`` (PTB naming or plain train/valid/test), or a DataError naming both."""
+    stems = [name.rsplit(".", 1)[0] for name in SPLIT_FILE_NAMES[split]]
+    candidates = [folder / f"{stem}{suffix}" for stem in stems for suffix in suffixes]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(c.name for c in candidates)
+    raise DataError(f"no {split} file in {folder}: looked for {names}")
+
+
+def read_lines(path: "str | Path") -> list[str]:
+    """Non-empty stripped lines of a UTF-8 text file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    with open(path, encoding="utf-8") as handle:
+        return [line for line in (raw.strip() for raw in handle) if line]
+
+
+@CORPORA.register("lines")
+def load_line_corpus(config) -> Corpus:
+    """A folder with one sentence per line in ``ptb.{train,valid,test}.txt`` or ``{train,valid,test}.txt``."""
+    folder = _require_dir(config.data_dir, "lines")
+    splits = {split: read_lines(find_split_file(folder, split)) for split in SPLITS}
+    return Corpus(name=folder.name, **splits, info={"data_dir": str(folder)})
+
+
+# ---------------------------------------------------------------- Hugging Face datasets from local files
+
+HF_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".txt": "text", ".parquet": "parquet"}
+
+
+@CORPORA.register("hf")
+def load_hf_corpus(config) -> Corpus:
+    """Local JSON/JSONL/CSV/Parquet/text files per split read with ``datasets.load_dataset``; the sentence is in
+    ``config.text_column`` (plain text files give the column ``text``). Nothing is fetched from the network."""
+    import datasets
+
+    folder = _require_dir(config.data_dir, "hf")
+    files = {split: find_split_file(folder, split, tuple(HF_FORMATS)) for split in SPLITS}
+    formats = {HF_FORMATS[path.suffix] for path in files.values()}
+    if len(formats) > 1:
+        raise DataError(f"split files in {folder} mix formats ({', '.join(sorted(formats))}); use one")
+    builder = formats.pop()
+    column = "text" if builder == "text" else config.text_column
+    loaded = datasets.load_dataset(builder, data_files={k: str(v) for k, v in files.items()})
+    splits = {}
+    for split in SPLITS:
+        data = loaded[split]
+        if column not in data.column_names:
+            raise DataError(
+                f"{files[split]} has no column {column!r} (columns: {', '.join(data.column_names)}); "
+                "set data.text_column"
+            )
+        splits[split] = [s.strip() for s in data[column] if isinstance(s, str) and s.strip()]
+    return Corpus(name=folder.name, **splits, info={"data_dir": str(folder), "format": builder})
+
+
+def load_corpus(config) -> Corpus:
+    """The corpus ``config.corpus`` names (a ``DataConfig``); ``synthetic`` needs no files."""
+    from . import synthetic  # noqa: F401  (registers the embedded corpus)
+
+    return CORPORA.get(config.corpus)(config)

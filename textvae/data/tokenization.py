@@ -1,0 +1,481 @@
+"""One ``Tokenizer`` interface over three backends: a word-level vocabulary (PTB style), BPE/WordPiece trained with
+Hugging Face ``tokenizers``, and SentencePiece.
+
+Every implementation gives ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>`` the ids 0, 1, 2, 3. ``encode`` never adds
+``<bos>``/``<eos>`` (the batching code does); ``decode`` drops ``<pad>``/``<bos>`` and stops at the first ``<eos>``.
+A tokenizer is a folder: ``tokenizer_config.json`` (``{"type": ..., settings}``) plus the backend's own files;
+``load_tokenizer(folder)`` restores it.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Sequence, Union
+
+from ..config import TokenizerConfig
+from ..registry import TOKENIZERS, unknown_name_message
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = (PAD, BOS, EOS, UNK)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+CONFIG_FILE = "tokenizer_config.json"
+
+PathLike = Union[str, Path]
+
+
+class TokenizerError(ValueError):
+    """A tokenizer folder, file or setting that cannot be used; the message names it."""
+
+
+def _as_id_list(ids: Any) -> list[int]:
+    """A plain list of ints from a list, tuple, 1-D torch tensor or numpy array."""
+    if hasattr(ids, "tolist"):  # torch tensors and numpy arrays
+        if getattr(ids, "ndim", 1) != 1:
+            raise TokenizerError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}; use batch_decode")
+        ids = ids.tolist()
+    return [int(i) for i in ids]
+
+
+class Tokenizer(abc.ABC):
+    """Text <-> ids. Subclasses implement the backend; the special ids are fixed at 0..3."""
+
+    type_name: str = ""
+    pad_id: int = PAD_ID
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
+    unk_id: int = UNK_ID
+
+    @property
+    @abc.abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids, specials included."""
+
+    @abc.abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``, without ``<bos>``/``<eos>``."""
+
+    def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """``[encode(t) for t in texts]``, through the backend's batch path where it has one."""
+        return [self.encode(t) for t in texts]
+
+    @abc.abstractmethod
+    def _decode_clean(self, ids: list[int]) -> str:
+        """Text of ids that hold no pad/bos/eos."""
+
+    def _clean(self, ids: Any) -> list[int]:
+        out = []
+        size = self.vocab_size
+        for i in _as_id_list(ids):
+            if i == self.eos_id:
+                break
+            if i == self.pad_id or i == self.bos_id:
+                continue
+            if not 0 <= i < size:
+                raise IndexError(f"token id {i} is outside the vocabulary (size {size})")
+            out.append(i)
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``: skips ``<pad>``/``<bos>``, stops at the first ``<eos>``."""
+        return self._decode_clean(self._clean(ids))
+
+    def batch_decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """``[decode(row) for row in ids]``; also takes a 2-D tensor or array."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        return [self.decode(row) for row in ids]
+
+    def tokenize(self, text: str) -> list[str]:
+        """The token strings ``encode`` maps ``text`` to (unknown pieces read ``<unk>``)."""
+        return [self.id_to_token(i) for i in self.encode(text)]
+
+    @abc.abstractmethod
+    def id_to_token(self, i: int) -> str:
+        """The token string of id ``i``."""
+
+    @abc.abstractmethod
+    def token_to_id(self, tok: str) -> int:
+        """The id of token ``tok``; ``unk_id`` when it is not in the vocabulary."""
+
+    @abc.abstractmethod
+    def _settings(self) -> dict:
+        """What goes into tokenizer_config.json besides the type."""
+
+    @abc.abstractmethod
+    def _save_backend(self, folder: Path) -> None:
+        """Write the backend's files into ``folder``."""
+
+    def save(self, folder: PathLike) -> None:
+        """Write ``tokenizer_config.json`` and the backend files into ``folder`` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._save_backend(folder)
+        config = {"type": self.type_name, **self._settings()}
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    @abc.abstractmethod
+    def train(cls, sentences: Iterable[str], config: TokenizerConfig) -> "Tokenizer":
+        """Build a tokenizer from training sentences."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _load(cls, folder: Path, settings: dict) -> "Tokenizer":
+        """Restore a tokenizer from its folder; ``settings`` is the parsed tokenizer_config.json."""
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(type={self.type_name!r}, vocab_size={self.vocab_size})"
+
+
+def _backend_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise TokenizerError(f"tokenizer file not found: {path}")
+    return path
+
+
+def _check_specials(tok: Tokenizer) -> None:
+    """Fail loudly if a backend did not put the specials at ids 0..3."""
+    got = [tok.id_to_token(i) for i in range(len(SPECIALS))]
+    if got != list(SPECIALS):
+        raise TokenizerError(f"{tok.type_name} tokenizer has specials {got}, expected {list(SPECIALS)} at ids 0..3")
+
+
+# ---------------------------------------------------------------- word level
+
+
+@TOKENIZERS.register("word")
+class WordTokenizer(Tokenizer):
+    """Whitespace-split words; the most frequent ones (ties alphabetical) up to ``vocab_size`` with specials."""
+
+    type_name = "word"
+
+    def __init__(self, vocab: Sequence[str], lowercase: bool = False, min_count: int = 1, max_size: int | None = None) -> None:
+        vocab = list(vocab)
+        if vocab[: len(SPECIALS)] != list(SPECIALS):
+            raise TokenizerError(f"word vocabulary must start with {list(SPECIALS)}, got {vocab[:4]}")
+        if len(set(vocab)) != len(vocab):
+            dup = next(w for w, c in Counter(vocab).items() if c > 1)
+            raise TokenizerError(f"word vocabulary lists {dup!r} twice")
+        self.itos = vocab
+        self.lowercase = lowercase
+        self.min_count = min_count
+        self.max_size = max_size if max_size is not None else len(vocab)
+        self.stoi = {w: i for i, w in enumerate(vocab)}
+        self._lookup = dict(self.stoi)  # for encode: literal "<eos>" etc. in text is just an unknown word
+        for special in (PAD, BOS, EOS):
+            self._lookup[special] = UNK_ID
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of the whitespace-separated words of ``text``."""
+        if self.lowercase:
+            text = text.lower()
+        get, unk = self._lookup.get, UNK_ID
+        return [get(w, unk) for w in text.split()]
+
+    def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of many texts, with the lookups hoisted out of the loop."""
+        get, unk, lower = self._lookup.get, UNK_ID, self.lowercase
+        return [[get(w, unk) for w in (t.lower() if lower else t).split()] for t in texts]
+
+    def _decode_clean(self, ids: list[int]) -> str:
+        itos = self.itos
+        return " ".join([itos[i] for i in ids])
+
+    def id_to_token(self, i: int) -> str:
+        """The word of id ``i``."""
+        if not 0 <= i < len(self.itos):
+            raise IndexError(f"token id {i} is outside the vocabulary (size {self.vocab_size})")
+        return self.itos[i]
+
+    def token_to_id(self, tok: str) -> int:
+        """The id of word ``tok`` (lowercased if the tokenizer lowercases); ``unk_id`` if unknown."""
+        return self.stoi.get(tok.lower() if self.lowercase else tok, UNK_ID)
+
+    def _settings(self) -> dict:
+        return {"vocab_size": self.max_size, "min_count": self.min_count, "lowercase": self.lowercase}
+
+    def _save_backend(self, folder: Path) -> None:
+        with open(folder / "vocab.txt", "w", encoding="utf-8", newline="\n") as f:
+            f.write("\n".join(self.itos) + "\n")
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], config: TokenizerConfig) -> "WordTokenizer":
+        """Count words; keep those seen ``min_count`` times or more, most frequent first, ``vocab_size`` in all."""
+        if config.vocab_size < len(SPECIALS):
+            raise TokenizerError(f"tokenizer.vocab_size {config.vocab_size} is too small: the {len(SPECIALS)} specials need room")
+        counts: Counter = Counter()
+        for s in sentences:
+            counts.update((s.lower() if config.lowercase else s).split())
+        for special in SPECIALS:  # PTB's own <unk> is our <unk>, never a second entry
+            counts.pop(special, None)
+        words = sorted((w for w, c in counts.items() if c >= config.min_count), key=lambda w: (-counts[w], w))
+        vocab = list(SPECIALS) + words[: config.vocab_size - len(SPECIALS)]
+        return cls(vocab, lowercase=config.lowercase, min_count=config.min_count, max_size=config.vocab_size)
+
+    @classmethod
+    def _load(cls, folder: Path, settings: dict) -> "WordTokenizer":
+        text = _backend_file(folder, "vocab.txt").read_text(encoding="utf-8")
+        vocab = text.split("\n")
+        if vocab and vocab[-1] == "":
+            vocab.pop()
+        return cls(vocab, lowercase=bool(settings.get("lowercase", False)), min_count=int(settings.get("min_count", 1)),
+                   max_size=settings.get("vocab_size"))
+
+
+# ---------------------------------------------------------------- Hugging Face tokenizers: BPE and WordPiece
+
+
+def _unk_controls(ids: list[int]) -> list[int]:
+    """Literal ``<pad>``/``<bos>``/``<eos>`` in text match the special tokens; encode must not emit them."""
+    if not ids or min(ids) >= UNK_ID:
+        return ids
+    return [i if i >= UNK_ID else UNK_ID for i in ids]
+
+
+@TOKENIZERS.register("bpe", "wordpiece")
+class HFTokenizer(Tokenizer):
+    """BPE or WordPiece from the ``tokenizers`` library, saved as ``tokenizer.json``.
+
+    Words are split on whitespace only and pieces after the first carry a ``##`` prefix, so decoding is exact up to
+    whitespace: splitting on punctuation too would turn PTB's ``u.s.`` or ``n't`` into ``u . s .`` and ``n ' t``.
+    """
+
+    PREFIX = "##"
+
+    def __init__(self, tokenizer: Any, type_name: str, lowercase: bool = False, target_size: int | None = None) -> None:
+        self._tok = tokenizer
+        self.type_name = type_name
+        self.lowercase = lowercase
+        self.target_size = target_size
+        self._size = tokenizer.get_vocab_size(with_added_tokens=True)
+        _check_specials(self)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._size
+
+    def encode(self, text: str) -> list[int]:
+        """Subword ids of ``text``."""
+        return _unk_controls(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Subword ids of many texts, encoded in parallel by the Rust backend."""
+        return [_unk_controls(e.ids) for e in self._tok.encode_batch_fast(list(texts), add_special_tokens=False)]
+
+    def _decode_clean(self, ids: list[int]) -> str:
+        return self._tok.decode(ids, skip_special_tokens=False)
+
+    def batch_decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Texts of many id rows, decoded in one backend call."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        return self._tok.decode_batch([self._clean(row) for row in ids], skip_special_tokens=False)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The subword strings of ``text`` (continuations start with ``##``)."""
+        return self._tok.encode(text, add_special_tokens=False).tokens
+
+    def id_to_token(self, i: int) -> str:
+        """The subword string of id ``i``."""
+        tok = self._tok.id_to_token(i) if i >= 0 else None
+        if tok is None:
+            raise IndexError(f"token id {i} is outside the vocabulary (size {self.vocab_size})")
+        return tok
+
+    def token_to_id(self, tok: str) -> int:
+        """The id of subword ``tok``; ``unk_id`` if unknown."""
+        i = self._tok.token_to_id(tok)
+        return UNK_ID if i is None else i
+
+    def _settings(self) -> dict:
+        return {"vocab_size": self.target_size, "lowercase": self.lowercase}
+
+    def _save_backend(self, folder: Path) -> None:
+        self._tok.save(str(folder / "tokenizer.json"))
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], config: TokenizerConfig) -> "HFTokenizer":
+        """Train a BPE or WordPiece model (``config.type``) to about ``config.vocab_size`` pieces."""
+        from tokenizers import Tokenizer as HFBackend
+        from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+        common = dict(vocab_size=config.vocab_size, special_tokens=list(SPECIALS), show_progress=False,
+                      continuing_subword_prefix=cls.PREFIX)
+        if config.type == "bpe":
+            tok = HFBackend(models.BPE(unk_token=UNK, continuing_subword_prefix=cls.PREFIX))
+            trainer = trainers.BpeTrainer(**common)
+        elif config.type == "wordpiece":
+            tok = HFBackend(models.WordPiece(unk_token=UNK, continuing_subword_prefix=cls.PREFIX))
+            trainer = trainers.WordPieceTrainer(**common)
+        else:
+            raise TokenizerError(unknown_name_message("tokenizer", config.type, ["bpe", "wordpiece"]))
+        if config.lowercase:
+            tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.decoder = decoders.WordPiece(prefix=cls.PREFIX, cleanup=False)
+        tok.train_from_iterator(iter(sentences), trainer=trainer)
+        return cls(tok, config.type, lowercase=config.lowercase, target_size=config.vocab_size)
+
+    @classmethod
+    def _load(cls, folder: Path, settings: dict) -> "HFTokenizer":
+        from tokenizers import Tokenizer as HFBackend
+
+        path = _backend_file(folder, "tokenizer.json")
+        try:
+            tok = HFBackend.from_file(str(path))
+        except Exception as exc:  # the Rust side raises a bare Exception
+            raise TokenizerError(f"cannot read {path}: {exc}") from None
+        return cls(tok, settings["type"], lowercase=bool(settings.get("lowercase", False)),
+                   target_size=settings.get("vocab_size"))
+
+
+# ---------------------------------------------------------------- SentencePiece
+
+
+@TOKENIZERS.register("sentencepiece")
+class SentencePieceTokenizer(Tokenizer):
+    """A SentencePiece model (unigram by default), saved as ``spm.model``.
+
+    SentencePiece drops a literal ``<unk>`` from training text and spells it out letter by letter when encoding, so
+    ``<unk>`` in the text (PTB) is mapped to ``unk_id`` here; ``unk_id`` decodes as a separate word ``<unk>``.
+    """
+
+    type_name = "sentencepiece"
+    model_type = "unigram"
+
+    def __init__(self, model_proto: bytes, lowercase: bool = False, target_size: int | None = None) -> None:
+        import sentencepiece as spm
+
+        self._proto = model_proto
+        self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.lowercase = lowercase
+        self.target_size = target_size
+        self._size = self._sp.get_piece_size()
+        _check_specials(self)
+
+    def __getstate__(self) -> dict:  # the C++ processor does not pickle; rebuild it from the proto
+        return {"model_proto": self._proto, "lowercase": self.lowercase, "target_size": self.target_size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._size
+
+    def encode(self, text: str) -> list[int]:
+        """Piece ids of ``text``."""
+        return self.batch_encode([text])[0]
+
+    def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Piece ids of many texts, in one multi-threaded backend call."""
+        parts = [(t.lower() if self.lowercase else t).split(UNK) for t in texts]
+        flat = self._sp.encode([p for ps in parts for p in ps], out_type=int)
+        out, k = [], 0
+        for ps in parts:
+            ids = flat[k]
+            for piece_ids in flat[k + 1 : k + len(ps)]:
+                ids = ids + [UNK_ID] + piece_ids
+            out.append(ids)
+            k += len(ps)
+        return out
+
+    def _decode_clean(self, ids: list[int]) -> str:
+        words, run = [], []
+        for i in ids:
+            if i == UNK_ID:
+                if run:
+                    words.append(self._sp.decode(run))
+                    run = []
+                words.append(UNK)
+            else:
+                run.append(i)
+        if run:
+            words.append(self._sp.decode(run))
+        return " ".join(w for w in words if w)
+
+    def id_to_token(self, i: int) -> str:
+        """The piece string of id ``i``."""
+        if not 0 <= i < self._size:
+            raise IndexError(f"token id {i} is outside the vocabulary (size {self._size})")
+        return self._sp.id_to_piece(i)
+
+    def token_to_id(self, tok: str) -> int:
+        """The id of piece ``tok``; ``unk_id`` if unknown."""
+        return self._sp.piece_to_id(tok)
+
+    def _settings(self) -> dict:
+        return {"vocab_size": self.target_size, "lowercase": self.lowercase, "model_type": self.model_type}
+
+    def _save_backend(self, folder: Path) -> None:
+        (folder / "spm.model").write_bytes(self._proto)
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], config: TokenizerConfig) -> "SentencePieceTokenizer":
+        """Train a SentencePiece model in memory to at most about ``config.vocab_size`` pieces."""
+        import sentencepiece as spm
+
+        lines = (s.lower() if config.lowercase else s for s in sentences)
+        writer = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines), model_writer=writer, model_type=cls.model_type,
+                vocab_size=config.vocab_size, hard_vocab_limit=False,  # small corpora give fewer pieces, not an error
+                pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
+                pad_piece=PAD, bos_piece=BOS, eos_piece=EOS, unk_piece=UNK,
+                character_coverage=1.0, minloglevel=2,
+            )
+        except RuntimeError as exc:
+            raise TokenizerError(f"sentencepiece training failed: {exc}") from None
+        return cls(writer.getvalue(), lowercase=config.lowercase, target_size=config.vocab_size)
+
+    @classmethod
+    def _load(cls, folder: Path, settings: dict) -> "SentencePieceTokenizer":
+        proto = _backend_file(folder, "spm.model").read_bytes()
+        try:
+            return cls(proto, lowercase=bool(settings.get("lowercase", False)), target_size=settings.get("vocab_size"))
+        except RuntimeError as exc:
+            raise TokenizerError(f"cannot read {folder / 'spm.model'}: {exc}") from None
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def _tokenizer_class(name: str) -> type[Tokenizer]:
+    if name not in TOKENIZERS:
+        raise TokenizerError(unknown_name_message("tokenizer", name, TOKENIZERS.names()))
+    return TOKENIZERS.get(name)
+
+
+def train_tokenizer(sentences: Iterable[str], config: TokenizerConfig) -> Tokenizer:
+    """Train the tokenizer ``config.type`` names on ``sentences``."""
+    return _tokenizer_class(config.type).train(sentences, config)
+
+
+def load_tokenizer(folder: PathLike) -> Tokenizer:
+    """Restore a tokenizer that ``Tokenizer.save`` wrote to ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TokenizerError(f"tokenizer folder not found: {folder}" if not folder.exists() else f"not a folder: {folder}")
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise TokenizerError(f"tokenizer config not found: {path}")
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TokenizerError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("type"), str):
+        raise TokenizerError(f"{path} must be a JSON object with a \"type\" string (one of {', '.join(TOKENIZERS.names())})")
+    return _tokenizer_class(settings["type"])._load(folder, settings)

@@ -1,0 +1,6 @@
+"""Models; importing this package registers every model type."""
+
+from .base import BaseVAE, InputError, VAEOutput, load_pretrained
+from .sentence_vae import TextVAE
+
+__all__ = ["BaseVAE", "InputError", "TextVAE", "VAEOutput", "load_pretrained"]
