@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 from torch.utils.data import DataLoader
 
 from ..config import DataConfig
@@ -60,4 +61,9 @@ def make_loader(
         dataset.lengths(), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, bucket=bucket
     )
     collator = Collator(tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=num_workers)
+    # an own generator: creating an iterator draws a worker seed, and from the global RNG that draw would shift the
+    # training random stream whenever an iterator is made (e.g. on resume), breaking exact resumption
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collator, num_workers=num_workers, generator=generator
+    )

@@ -56,14 +56,15 @@ class GaussianLatent(Latent):
 
     def posterior(self, h: torch.Tensor) -> Normal:
         mu, logvar = self.proj(h).chunk(2, dim=-1)
-        return Normal(mu, torch.exp(0.5 * logvar))
+        # no argument validation: it costs time every step, and a diverged run must reach the trainer's NaN check
+        return Normal(mu, torch.exp(0.5 * logvar), validate_args=False)
 
     def rsample(self, q: Normal, num_samples: int | None = None) -> torch.Tensor:
         return q.rsample() if num_samples is None else q.rsample((num_samples,))
 
     def _prior(self, like: torch.Tensor) -> Normal:
         zero = torch.zeros((), dtype=like.dtype, device=like.device)
-        return Normal(zero, zero + 1.0)
+        return Normal(zero, zero + 1.0, validate_args=False)
 
     def kl_per_dim(self, q: Normal) -> torch.Tensor:
         return kl_divergence(q, self._prior(q.loc))

@@ -104,3 +104,50 @@ def _is_tied_alias(model: torch.nn.Module, name: str, stored: dict) -> bool:
     state = model.state_dict(keep_vars=True)
     pointer = state[name].data_ptr()
     return any(state[other].data_ptr() == pointer for other in stored if other in state and other != name)
+
+
+# ---------------------------------------------------------------- training checkpoints (resume)
+
+TRAINER_STATE_NAME = "trainer_state.json"
+CHECKPOINT_PREFIX = "step_"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{step:08d}"
+
+
+def list_checkpoints(folder: "str | Path") -> list[Path]:
+    """Complete training checkpoints in ``folder``, oldest first. A checkpoint only appears under its final name
+    after it was fully written (see ``atomic_folder``), and must hold ``trainer_state.json``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [
+        p for p in folder.iterdir()
+        if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and (p / TRAINER_STATE_NAME).is_file()
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest_checkpoint(folder: "str | Path") -> "Path | None":
+    """The newest complete checkpoint in ``folder``, or None."""
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def read_trainer_state(checkpoint: "str | Path") -> dict:
+    path = Path(checkpoint) / TRAINER_STATE_NAME
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+
+
+def prune_checkpoints(folder: "str | Path", keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (and leftovers of interrupted writes)."""
+    folder = Path(folder)
+    for stale in folder.glob(f".{CHECKPOINT_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    found = list_checkpoints(folder)
+    for old in found[: max(0, len(found) - max(1, keep))]:
+        shutil.rmtree(old, ignore_errors=True)

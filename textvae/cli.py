@@ -1,0 +1,32 @@
+"""`textvae train | evaluate | interpolate | sample | encode`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+COMMANDS = {
+    "train": "train a VAE (same flags as scripts/train_text_vae.py)",
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: textvae COMMAND [args]\n\ncommands:")
+        for name, help_text in COMMANDS.items():
+            print(f"  {name:12s} {help_text}")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from .training.run import main as train_main
+
+        return train_main(rest, prog="textvae train")
+    from .registry import unknown_name_message
+
+    print(f"error: {unknown_name_message('command', command, COMMANDS)}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

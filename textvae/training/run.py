@@ -1,0 +1,114 @@
+"""The command-line entry for training (``scripts/train_text_vae.py`` and ``textvae train``): flags, config,
+training, and the closing summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+import torch
+
+from ..config import ConfigError, load_config
+from ..data.corpora import DataError
+
+DEFAULT_CONFIG = "default.yaml"
+
+
+def build_parser(prog: str = "train_text_vae.py") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train a sentence VAE. With no arguments: the embedded corpus and configs/default.yaml settings.",
+        epilog="Trailing key=value pairs override the config, e.g. model.latent.size=32 train.learning_rate=5e-4",
+    )
+    parser.add_argument("--config", help="YAML config file (default: the built-in defaults of configs/default.yaml)")
+    parser.add_argument("--data-dir", help="folder with train/valid/test files; sets data.data_dir "
+                        "(and data.corpus=lines when the config uses the embedded corpus)")
+    parser.add_argument("--output-dir", help="where checkpoints, logs and model folders go (train.output_dir)")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps (train.max_steps)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-summary", action="store_true", help="skip the closing reconstructions and samples")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    return parser
+
+
+def default_config_path() -> Optional[str]:
+    """configs/default.yaml from a source checkout, if there is one (an installed package uses built-in defaults)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "configs", DEFAULT_CONFIG)
+    return path if os.path.isfile(path) else None
+
+
+def config_from_args(args: argparse.Namespace):
+    overrides = list(args.overrides)
+    config = load_config(args.config or default_config_path(), overrides)
+    extra = []
+    if args.data_dir:
+        extra.append(f"data.data_dir={args.data_dir}")
+        if config.data.corpus == "synthetic":
+            extra.append("data.corpus=lines")
+    if args.output_dir:
+        extra.append(f"train.output_dir={args.output_dir}")
+    if args.max_steps is not None:
+        extra.append(f"train.max_steps={args.max_steps}")
+    if extra:
+        config = load_config(args.config or default_config_path(), overrides + extra)
+    return config
+
+
+def print_summary(result, data) -> None:
+    """Valid figures, three reconstructions, three prior samples and one interpolation from the best model."""
+    from ..models.base import load_pretrained
+
+    folder = result.best_dir or result.final_dir
+    model = load_pretrained(folder)
+    v = result.valid
+    print(f"\nmodel folder: {folder}")
+    print(
+        f"valid: ELBO {v['elbo']:.3f} nats/sentence (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
+        f"PPL <= {v['ppl_bound']:.2f}, active units {v['active_units']}/{model.latent.code_size}"
+    )
+    sentences = data.sentences("test")[:3]
+    print("\nreconstructions (test sentence -> greedy decode of the posterior mean):")
+    for source, rebuilt in zip(sentences, model.reconstruct(sentences)):
+        print(f"  {source}\n  -> {rebuilt}")
+    print("\nsamples from the prior (greedy):")
+    for sample in model.sample(3, seed=0):
+        print(f"  {sample}")
+    a, b = data.sentences("test")[3], data.sentences("test")[4]
+    print("\ninterpolation (posterior means, 6 steps):")
+    for i, sentence in enumerate(model.interpolate(a, b, steps=6)):
+        print(f"  {i}: {sentence}")
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "train_text_vae.py") -> int:
+    from .trainer import TrainingError, train
+
+    args = build_parser(prog).parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    start = time.perf_counter()
+    try:
+        from ..data.pipeline import prepare_data
+
+        data = prepare_data(config.data, config.model.max_length)
+        result = train(config, resume=args.resume, data=data, progress=not args.no_progress)
+    except (ConfigError, DataError, TrainingError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        tokens_per_s = result.tokens / max(result.seconds, 1e-9)
+        print(f"\ntrained {result.state.step} steps in {result.seconds:.1f} s ({tokens_per_s:,.0f} tokens/s); "
+              f"wall time with data and summary so far {time.perf_counter() - start:.1f} s")
+        if not args.no_summary:
+            print_summary(result, data)
+    return 0
