@@ -7,6 +7,8 @@ from typing import Optional, Sequence
 
 COMMANDS = {
     "train": "train a VAE (same flags as scripts/train_text_vae.py)",
+    "sample": "decode sentences from prior samples of a model folder",
+    "encode": "encode sentences (a file or standard input) to latent codes",
 }
 
 
@@ -22,6 +24,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .training.run import main as train_main
 
         return train_main(rest, prog="textvae train")
+    if command == "sample":
+        from .commands import sample_main
+
+        return sample_main(rest)
+    if command == "encode":
+        from .commands import encode_main
+
+        return encode_main(rest)
     from .registry import unknown_name_message
 
     print(f"error: {unknown_name_message('command', command, COMMANDS)}", file=sys.stderr)

@@ -229,7 +229,7 @@ def _unknown_key(key: str, valid: Iterable[str]) -> ConfigError:
     leaf = key.rsplit(".", 1)[-1]
     close = difflib.get_close_matches(leaf, valid, n=1)
     parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    hint = f"; did you mean {parent}{close[0]!r}?" if close else ""
+    hint = f"; did you mean '{parent}{close[0]}'?" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint} (valid here: {', '.join(valid)})")
 
 

@@ -16,7 +16,9 @@ RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
 class RNNEncoder(nn.Module):
     """LSTM or GRU over the embedded sentence; h is the last layer's final hidden state (both directions).
 
-    Sequences are packed, so a padded sentence encodes exactly as the same sentence alone.
+    A padded sentence encodes exactly as the same sentence alone. One direction runs over the padded batch (oneDNN's
+    fused kernel, about twice as fast as packed sequences on a CPU) and reads the output at each sentence's last
+    token, which padding after it cannot reach; two directions pack, as the backward pass must start at the end.
     """
 
     def __init__(self, vocab_size: int, config: EncoderConfig, pad_id: int = 0) -> None:
@@ -37,6 +39,10 @@ class RNNEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T) ids and (B,) lengths -> (B, output_size)."""
         embedded = self.dropout(self.embedding(input_ids))
+        if not self.config.bidirectional:
+            outputs, _ = self.rnn(embedded)  # (B, T, H), causal
+            rows = torch.arange(input_ids.size(0), device=input_ids.device)
+            return outputs[rows, lengths.to(input_ids.device) - 1]
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, state = self.rnn(packed)
         h_n = state[0] if isinstance(state, tuple) else state  # (layers * directions, B, H)

@@ -79,12 +79,15 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD (momentum 0.9) over the model's parameters."""
+    """Adam, AdamW or SGD (momentum 0.9) over the model's parameters; Adam(W) uses the fused kernel, several times
+    faster than the per-tensor one on a CPU for a 10k-word model's embeddings and output layer."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+        try:
+            return cls(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
+            return cls(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay)
 
 
