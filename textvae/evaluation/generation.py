@@ -14,10 +14,11 @@ from .batches import tokenize_sentences
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> float:
-    """sacrebleu corpus BLEU (0-100) of hypotheses against one reference each."""
+    """sacrebleu corpus BLEU (0-100) of hypotheses against one reference each. Corpora here are tokenized text
+    (spaces around punctuation), so sacrebleu's warning about tokenized input is silenced."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize).score)
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize, force=True).score)
 
 
 def model_view(model, sentences: Sequence[str]) -> list[str]:
