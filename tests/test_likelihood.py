@@ -141,3 +141,14 @@ def test_bad_arguments_fail_clearly(tokenizer, tiny_model):
         importance_weighted_nll(tiny_model, SENTENCES, num_samples=0)
     with pytest.raises(TypeError, match="cannot evaluate"):
         importance_weighted_nll(tiny_model, [torch.zeros(3)], num_samples=2)
+
+
+def test_the_evaluation_package_re_exports_the_public_functions():
+    import textvae.evaluation as evaluation
+    from textvae.evaluation import active_units, importance_weighted_nll, mutual_information, perplexity
+
+    assert importance_weighted_nll is evaluation.likelihood.importance_weighted_nll
+    assert perplexity is evaluation.likelihood.perplexity
+    assert mutual_information is evaluation.latent_stats.mutual_information
+    assert active_units is evaluation.latent_stats.active_units
+    assert all(callable(getattr(evaluation, name)) for name in evaluation.__all__)  # lazy ones included
