@@ -172,6 +172,8 @@ def evaluation_parser(prog: str = "textvae evaluate") -> argparse.ArgumentParser
                         "without factors the map is coloured by sentence length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is fastest on a small machine that other work shares)")
     parser.add_argument("--no-progress", action="store_true")
     add_decoding_arguments(parser)
     return parser
@@ -217,6 +219,8 @@ def _evaluate(argv: Optional[Sequence[str]]) -> int:
     args = evaluation_parser().parse_args(argv)
     if args.num_samples < 0:
         raise CommandError("--num-samples must be 0 (skip IW-NLL) or more")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     model_folder = resolve_model_folder(args.model)
     model = load_model(model_folder, args.device)
     data_config, data_source = _data_config(args, model_folder)
