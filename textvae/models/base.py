@@ -17,7 +17,7 @@ from ..data.batching import collate
 from ..registry import MODELS
 from ..training.checkpoint import CheckpointError, load_weights, read_config, save_model_folder
 
-STRATEGIES = ("greedy", "sample")
+STRATEGIES = ("greedy", "sample", "beam")
 
 
 class InputError(ValueError):
@@ -183,70 +183,200 @@ class BaseVAE(nn.Module):
         temperature: float = 1.0,
         max_length: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
+        *,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        beam_size: int = 4,
+        length_penalty: float = 1.0,
     ) -> list[list[int]]:
-        """Decode latents (N, D) to token id lists, batched with incremental decoder state; stops at <eos>."""
+        """Decode latents (N, D) to token id lists (without <bos>/<eos>), batched with incremental decoder state.
+
+        ``strategy``: ``greedy``; ``sample`` from softmax(logits / ``temperature``), restricted to the ``top_k`` most
+        likely tokens (0: all) and to the smallest set whose probability reaches ``top_p`` (1.0: all); ``beam``
+        search with ``beam_size`` hypotheses per latent, ranked at the end by log p / length**``length_penalty``
+        (length counts <eos>; 0 ranks by raw log p, and ``beam_size=1`` is then exactly greedy). Every strategy
+        stops a sentence at <eos> or after ``max_length`` tokens (default ``config.max_length``) and never emits
+        <pad> or <bos>. Rows that finish leave the batch, so long tails cost only their own rows.
+        """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown decoding strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         if z.dim() != 2 or z.size(1) != self.latent.code_size:
             raise InputError(f"z must have shape (N, {self.latent.code_size}), got {tuple(z.shape)}")
         if temperature <= 0:
             raise InputError(f"temperature must be positive, got {temperature}")
-        max_length = max_length or self.config.max_length
-        tok = self.tokenizer
+        if top_k < 0 or int(top_k) != top_k:
+            raise InputError(f"top_k must be a non-negative integer (0 keeps every token), got {top_k}")
+        if not 0.0 < top_p <= 1.0:
+            raise InputError(f"top_p must be in (0, 1], got {top_p}")
+        if (top_k or top_p < 1.0) and strategy != "sample":
+            raise InputError(f"top_k and top_p apply to strategy='sample', not {strategy!r}")
+        if beam_size < 1:
+            raise InputError(f"beam_size must be at least 1, got {beam_size}")
+        max_length = self.config.max_length if max_length is None else max_length
+        if max_length < 1:
+            raise InputError(f"max_length must be at least 1, got {max_length}")
         was_training = self.training
         self.eval()
-        z = z.to(self.device)
+        try:
+            z = z.to(self.device)
+            if strategy == "beam":
+                rows = self._beam_search(z, beam_size, max_length, length_penalty)
+            else:
+                rows = self._decode_stepwise(z, strategy, temperature, top_k, top_p, max_length, generator)
+        finally:
+            self.train(was_training)
+        eos = self.tokenizer.eos_id
+        return [row[: row.index(eos)] if eos in row else row for row in rows]
+
+    def _never_generated(self) -> list[int]:
+        tok = self.tokenizer
+        return sorted({tok.pad_id, tok.bos_id} - {tok.eos_id})
+
+    def _decode_stepwise(self, z, strategy, temperature, top_k, top_p, max_length, generator) -> list[list[int]]:
+        """Greedy or sampled decoding; finished rows are dropped from the batch (``decoder.select_state``)."""
+        tok, decoder = self.tokenizer, self.decoder
+        banned = self._never_generated()
         n = z.size(0)
-        tokens = torch.full((n,), tok.bos_id, dtype=torch.long, device=self.device)
-        finished = torch.zeros(n, dtype=torch.bool, device=self.device)
-        state = self.decoder.initial_state(z)
-        steps = []
-        for _ in range(max_length + 1):
-            logits, state = self.decoder.step(tokens, z, state)
+        out = torch.full((n, max_length), tok.pad_id, dtype=torch.long, device=z.device)
+        alive = torch.arange(n, device=z.device)  # original row of each row still decoding
+        tokens = torch.full((n,), tok.bos_id, dtype=torch.long, device=z.device)
+        state = decoder.initial_state(z)
+        for t in range(max_length):
+            logits, state = decoder.step(tokens, z, state)
+            logits = logits.float()
+            logits[:, banned] = -torch.inf
             if strategy == "greedy":
                 tokens = logits.argmax(-1)
             else:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            tokens = tokens.masked_fill(finished, tok.pad_id)
-            steps.append(tokens)
-            finished |= tokens == tok.eos_id
-            if bool(finished.all()):
+                tokens = sample_tokens(logits, temperature, top_k, top_p, generator)
+            out[alive, t] = tokens
+            going = tokens != tok.eos_id
+            if not bool(going.all()):
+                keep = going.nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                alive, tokens, z = alive[keep], tokens[keep], z[keep]
+                state = decoder.select_state(state, keep)
+        return out.tolist()
+
+    def _beam_search(self, z, beam_size: int, max_length: int, length_penalty: float) -> list[list[int]]:
+        """Batched beam search. Each step expands the live beams, moves hypotheses that end in <eos> (from the top
+        ``beam_size`` candidates) to a pool of finished ones ranked by normalised score, and keeps the best
+        ``beam_size`` candidates that did not end as live beams. A latent is done when no live beam can still
+        beat its worst pooled hypothesis; at ``max_length`` tokens only <eos> is allowed."""
+        tok, decoder = self.tokenizer, self.decoder
+        n, width, device = z.size(0), beam_size, z.device
+        banned, eos = self._never_generated(), tok.eos_id
+        rows = torch.arange(n, device=device).unsqueeze(1)
+        zz = z.repeat_interleave(width, dim=0)  # (n * W, D), beams of a latent adjacent
+        state = decoder.initial_state(zz)
+        tokens = torch.full((n * width,), tok.bos_id, dtype=torch.long, device=device)
+        scores = torch.full((n, width), -torch.inf, device=device)
+        scores[:, 0] = 0.0  # one live beam at the start, so the first step does not pick duplicates
+        history = torch.empty((n, width, 0), dtype=torch.long, device=device)
+        pool_scores = torch.full((n, width), -torch.inf, device=device)
+        pool_tokens = torch.full((n, width, max_length + 1), tok.pad_id, dtype=torch.long, device=device)
+        done = torch.zeros(n, dtype=torch.bool, device=device)
+        for t in range(max_length + 1):
+            logits, state = decoder.step(tokens, zz, state)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            log_probs[:, banned] = -torch.inf
+            if t == max_length:
+                log_probs = torch.full_like(log_probs, -torch.inf).index_copy_(
+                    1, torch.tensor([eos], device=device), log_probs[:, eos : eos + 1]
+                )
+            vocab = log_probs.size(-1)
+            candidates = (scores.unsqueeze(-1) + log_probs.view(n, width, vocab)).view(n, width * vocab)
+            k = min(2 * width, width * vocab)
+            cand_scores, cand_index = candidates.topk(k, dim=-1)  # (n, k), best first
+            cand_beam, cand_token = cand_index // vocab, cand_index % vocab
+            ends = cand_token == eos
+            valid = torch.isfinite(cand_scores)
+            rank = torch.arange(k, device=device).unsqueeze(0)
+            # finished hypotheses: history of the beam, then <eos>; normalised by length (tokens + <eos>)
+            accept = ends & valid & (rank < width) & ~done.unsqueeze(1)
+            normalised = (cand_scores / float(t + 1) ** length_penalty).masked_fill(~accept, -torch.inf)
+            finished = torch.full((n, k, max_length + 1), tok.pad_id, dtype=torch.long, device=device)
+            finished[:, :, :t] = history[rows, cand_beam]
+            finished[:, :, t] = eos
+            pool_scores, pick = torch.cat([pool_scores, normalised], 1).topk(width, dim=1)
+            pool_tokens = torch.cat([pool_tokens, finished], 1)[rows, pick]
+            # live beams: the best ``width`` candidates that did not end
+            order = torch.where(ends | ~valid, rank + k, rank)
+            live = order.topk(width, dim=1, largest=False).indices  # (n, W)
+            beam, token = cand_beam.gather(1, live), cand_token.gather(1, live)
+            scores = cand_scores.gather(1, live).masked_fill(ends.gather(1, live) | ~valid.gather(1, live), -torch.inf)
+            history = torch.cat([history[rows, beam], token.unsqueeze(-1)], dim=-1)
+            # stop a latent when no live beam can beat its worst pooled hypothesis: scores only fall, and dividing a
+            # negative score by length**penalty is largest at the longest length still possible (penalty > 0)
+            best_live = scores.max(dim=1).values
+            bound_length = max_length + 1 if length_penalty > 0 else t + 2
+            bound = best_live / float(bound_length) ** length_penalty
+            done |= pool_scores[:, -1] >= bound
+            if bool(done.all()) or t == max_length:
                 break
-        self.train(was_training)
-        out = torch.stack(steps, dim=1).tolist()
-        result = []
-        for row in out:
-            cut = row.index(tok.eos_id) if tok.eos_id in row else len(row)
-            result.append([t for t in row[:cut] if t != tok.pad_id])
-        return result
+            state = decoder.select_state(state, (rows * width + beam).view(-1))
+            tokens = token.view(-1)
+        return pool_tokens[:, 0].tolist()
 
     def decode(self, z: torch.Tensor, strategy: str = "greedy", **kwargs) -> list[str]:
-        """Latents (N, D) -> sentences."""
+        """Latents (N, D) -> sentences; ``kwargs`` go to ``generate`` (temperature, top_k, top_p, beam_size, ...)."""
         chunks = []
-        for start in range(0, z.size(0), self.api_batch_size):
-            chunks += self.generate(z[start : start + self.api_batch_size], strategy=strategy, **kwargs)
+        batch = self.api_batch_size if strategy != "beam" else max(1, self.api_batch_size // kwargs.get("beam_size", 4))
+        for start in range(0, z.size(0), batch):
+            chunks += self.generate(z[start : start + batch], strategy=strategy, **kwargs)
         return self.tokenizer.batch_decode(chunks)
 
     def reconstruct(self, sentences: "str | Sequence[str]", strategy: str = "greedy", **kwargs) -> list[str]:
-        """Encode to posterior means and decode back."""
+        """Encode to posterior means and decode back; ``kwargs`` go to ``generate``."""
         return self.decode(self.encode(sentences), strategy=strategy, **kwargs)
 
     def sample(self, n: int, strategy: str = "greedy", seed: Optional[int] = None, **kwargs) -> list[str]:
-        """Decode ``n`` latents drawn from the prior."""
+        """Decode ``n`` latents drawn from the prior; ``seed`` fixes both the latents and sampled tokens."""
         if n < 1:
             raise InputError(f"n must be at least 1, got {n}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.latent.sample_prior(n, generator=generator)
         return self.decode(z, strategy=strategy, generator=generator, **kwargs)
 
-    def interpolate(self, a: str, b: str, steps: int = 5, strategy: str = "greedy") -> list[str]:
-        """Decode ``steps`` evenly spaced points on the line between the posterior means of ``a`` and ``b``."""
+    def interpolate(
+        self, a: str, b: str, steps: int = 5, strategy: str = "greedy", method: str = "linear", **kwargs
+    ) -> list[str]:
+        """Decode ``steps`` evenly spaced points between the posterior means of ``a`` and ``b``, on the line
+        (``method="linear"``) or the great circle (``"spherical"``); ``kwargs`` go to ``generate``."""
+        from ..evaluation.homotopy import interpolation_points
+
         if steps < 2:
             raise InputError(f"steps must be at least 2 (the two ends), got {steps}")
         za, zb = self.encode([a, b])
-        t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)
-        return self.decode((1 - t) * za + t * zb, strategy=strategy)
+        return self.decode(interpolation_points(za, zb, steps, method), strategy=strategy, **kwargs)
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """One token per row of (N, V) logits from softmax(logits / temperature), after top-k and nucleus (top-p)
+    filtering. Drawn by inverting the CDF with uniforms from ``generator`` (on its own device), so a CPU generator
+    gives the same tokens whatever device the logits are on, and a single surviving token is always chosen."""
+    logits = logits.float() / temperature
+    vocab = logits.size(-1)
+    if 0 < top_k < vocab:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        outside = probs.cumsum(-1) - probs >= top_p  # mass before this token already reaches top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(outside, -torch.inf))
+    cdf = torch.softmax(logits, dim=-1).cumsum(-1)
+    device = generator.device if generator is not None else logits.device
+    uniform = torch.rand((logits.size(0), 1), generator=generator, device=device).to(logits.device)
+    # the first token whose CDF exceeds u: tokens of zero probability never are (their CDF equals the one before)
+    return (cdf <= uniform * cdf[:, -1:]).sum(-1).clamp_(max=vocab - 1)
 
 
 def load_pretrained(folder: "str | Path", device: "str | torch.device | None" = None) -> BaseVAE:

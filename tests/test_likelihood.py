@@ -1,0 +1,154 @@
+import math
+
+import pytest
+import torch
+
+from textvae import TextVAE
+from textvae.evaluation.likelihood import (
+    elbo_terms,
+    importance_weighted_nll,
+    perplexity,
+    perplexity_from_nll,
+    predicted_tokens,
+)
+
+from .conftest import SENTENCES, tiny_model_config
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors run fastest on one thread, and much slower with two when another process holds a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def ignoring_z(tokenizer, mu=0.0, sigma=1.0):
+    """A VAE whose decoder ignores z and whose posterior is N(mu, sigma^2) for every sentence: log p(x) is the
+    decoder's exact NLL, and -ELBO exceeds it by exactly KL(q || p) in closed form."""
+    torch.manual_seed(0)
+    model = TextVAE.from_config(tiny_model_config(), tokenizer).eval()
+    with torch.no_grad():
+        model.decoder.z_to_state.weight.zero_()
+        model.decoder.rnn.weight_ih_l0[:, 8:].zero_()  # the z part of the concatenated input
+        model.latent.proj.weight.zero_()
+        model.latent.proj.bias[:4].fill_(mu)
+        model.latent.proj.bias[4:].fill_(2 * math.log(sigma))
+    return model
+
+
+def informative(tokenizer):
+    """A VAE whose posterior and decoder both depend on the sentence and on z (KL about 0.8 nats per sentence)."""
+    torch.manual_seed(0)
+    model = TextVAE.from_config(tiny_model_config(), tokenizer).eval()
+    with torch.no_grad():
+        model.latent.proj.weight[:4].mul_(5)
+        model.latent.proj.bias[4:].fill_(-1.0)
+        model.decoder.z_to_state.weight.mul_(2)
+        model.decoder.rnn.weight_ih_l0[:, 8:].mul_(2)
+    return model
+
+
+def exact_nll(model, sentences):
+    ids, lengths = model.tokenize(sentences)
+    with torch.no_grad():
+        return model.reconstruction_nll(ids, lengths, torch.zeros(len(sentences), 4)).double()
+
+
+def test_iw_nll_is_the_exact_nll_when_the_posterior_is_the_prior_and_keeps_input_order(tokenizer):
+    model = ignoring_z(tokenizer, mu=0.0, sigma=1.0)  # q = p, so every weight is exactly p(x)
+    reference = exact_nll(model, SENTENCES)
+    shuffled = SENTENCES[::-1] + SENTENCES[:3]  # different lengths, so sorting moves rows around
+    for kwargs in ({"num_samples": 1}, {"num_samples": 37, "batch_size": 3, "sample_chunk": 5}):
+        nll = importance_weighted_nll(model, shuffled, **kwargs)
+        assert nll.shape == (len(shuffled),) and nll.dtype == torch.float64
+        assert torch.allclose(nll, torch.cat([reference.flip(0), reference[:3]]), atol=1e-4)
+
+
+def test_pre_tokenized_batches_give_the_same_result_as_sentences(tokenizer):
+    model = ignoring_z(tokenizer, mu=0.0, sigma=1.0)
+    ids, lengths = model.tokenize(SENTENCES)
+    from_text = importance_weighted_nll(model, SENTENCES, num_samples=3)
+    one_batch = importance_weighted_nll(model, {"input_ids": ids, "lengths": lengths}, num_samples=3)
+    loader = [{"input_ids": ids[:5], "lengths": lengths[:5]}, (ids[5:], lengths[5:])]
+    many = importance_weighted_nll(model, loader, num_samples=3, batch_size=2)
+    assert torch.allclose(from_text, one_batch, atol=1e-5) and torch.allclose(from_text, many, atol=1e-5)
+
+
+def test_closed_form_gap_iw_nll_below_minus_elbo_by_the_kl(tokenizer):
+    mu, sigma = 1.0, 1.6  # a wide q: bounded weights p/q, so K = 2000 pins log p(x) to about 0.05 nats
+    model = ignoring_z(tokenizer, mu, sigma)
+    kl_closed_form = 4 * (-math.log(sigma) + (sigma**2 + mu**2) / 2 - 0.5)
+    terms = elbo_terms(model, SENTENCES, num_samples=2)
+    nll = exact_nll(model, SENTENCES)
+    assert torch.allclose(terms.kl, torch.full((8,), kl_closed_form, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(terms.rec, nll, atol=1e-4)  # the decoder ignores z
+    iw = importance_weighted_nll(model, SENTENCES, num_samples=2000, seed=0)
+    assert torch.all(iw < terms.nll_bound - 2.5)  # the gap is KL = 3.24 nats
+    assert torch.allclose(iw, nll, atol=0.25)  # and the IW estimate closes it
+
+
+def test_iw_nll_below_a_many_sample_elbo_for_every_sentence(tokenizer):
+    model = informative(tokenizer)
+    terms = elbo_terms(model, SENTENCES, num_samples=4000, seed=0)
+    assert terms.kl.min() > 0.5  # the bound has a real gap to close
+    iw = torch.stack([importance_weighted_nll(model, SENTENCES, num_samples=1500, seed=s) for s in range(2)])
+    assert torch.all(iw.mean(0) < terms.nll_bound), (iw.mean(0), terms.nll_bound)
+
+
+def test_the_estimate_tightens_as_k_grows(tokenizer):
+    model = informative(tokenizer)
+    seeds = range(10)
+    totals = {
+        k: torch.tensor([float(importance_weighted_nll(model, SENTENCES, num_samples=k, seed=s).sum()) for s in seeds])
+        for k in (1, 10, 100)
+    }
+    means = {k: float(v.mean()) for k, v in totals.items()}
+    assert means[1] > means[10] + 1.0 > means[100] + 2.0, means
+    # K = 1 is the single-sample ELBO (with a Monte Carlo KL): its mean is -ELBO
+    elbo = float(elbo_terms(model, SENTENCES, num_samples=2000, seed=0).nll_bound.sum())
+    assert abs(means[1] - elbo) < 4 * float(totals[1].std()) / math.sqrt(len(seeds)) + 0.1
+
+
+def test_a_seed_makes_the_estimate_reproducible_without_touching_the_global_rng(tokenizer):
+    model = informative(tokenizer)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = importance_weighted_nll(model, SENTENCES, num_samples=20, seed=4)
+    b = importance_weighted_nll(model, SENTENCES, num_samples=20, seed=4)
+    assert torch.equal(a, b) and torch.equal(torch.rand(1), before)
+    assert model.training is False
+    model.train()
+    importance_weighted_nll(model, SENTENCES[:2], num_samples=2)
+    assert model.training  # the mode is restored
+
+
+def test_perplexity_counts_words_plus_one_eos_per_sentence(tokenizer):
+    model = ignoring_z(tokenizer, mu=0.0, sigma=1.0)
+    tokens = predicted_tokens(model, SENTENCES)
+    assert tokens.tolist() == [len(s.split()) + 1 for s in SENTENCES]
+    nll = exact_nll(model, SENTENCES)
+    expected = math.exp(float(nll.sum()) / sum(len(s.split()) + 1 for s in SENTENCES))
+    assert perplexity(model, SENTENCES, num_samples=2) == pytest.approx(expected, rel=1e-5)
+    assert perplexity_from_nll(nll, tokens) == pytest.approx(expected, rel=1e-9)
+    assert elbo_terms(model, SENTENCES).perplexity_bound() == pytest.approx(expected, rel=1e-4)  # KL = 0
+
+
+def test_bad_arguments_fail_clearly(tokenizer, tiny_model):
+    with pytest.raises(ValueError, match="num_samples"):
+        importance_weighted_nll(tiny_model, SENTENCES, num_samples=0)
+    with pytest.raises(TypeError, match="cannot evaluate"):
+        importance_weighted_nll(tiny_model, [torch.zeros(3)], num_samples=2)
+
+
+def test_the_evaluation_package_re_exports_the_public_functions():
+    import textvae.evaluation as evaluation
+    from textvae.evaluation import active_units, importance_weighted_nll, mutual_information, perplexity
+
+    assert importance_weighted_nll is evaluation.likelihood.importance_weighted_nll
+    assert perplexity is evaluation.likelihood.perplexity
+    assert mutual_information is evaluation.latent_stats.mutual_information
+    assert active_units is evaluation.latent_stats.active_units
+    assert all(callable(getattr(evaluation, name)) for name in evaluation.__all__)  # lazy ones included

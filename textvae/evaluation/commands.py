@@ -1,0 +1,341 @@
+"""Command-line entry points for evaluation: ``interpolate_main(argv)`` and ``evaluate_main(argv)``, which
+``textvae interpolate`` / ``textvae evaluate`` and ``scripts/interpolate.py`` / ``scripts/evaluate.py`` call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+MODEL_SUBFOLDERS = ("best", "final", "last")
+
+
+class CommandError(Exception):
+    """A problem with the command's inputs; printed without a traceback."""
+
+
+def resolve_model_folder(path: str) -> Path:
+    """A model folder (with ``config.json``), or a run folder holding one as ``best``/``final``/``last``."""
+    folder = Path(path)
+    if (folder / "config.json").is_file():
+        return folder
+    for name in MODEL_SUBFOLDERS:
+        if (folder / name / "config.json").is_file():
+            print(f"using the model in {folder / name}", file=sys.stderr)
+            return folder / name
+    if not folder.exists():
+        raise CommandError(f"model folder {folder} does not exist")
+    raise CommandError(
+        f"{folder} is not a model folder: no config.json in it nor in a {'/'.join(MODEL_SUBFOLDERS)} subfolder"
+    )
+
+
+def load_model(folder: Path, device: Optional[str]):
+    from ..models.base import load_pretrained
+
+    return load_pretrained(folder, device=device)
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="greedy")
+    group.add_argument("--beam-size", type=int, default=4)
+    group.add_argument("--length-penalty", type=float, default=1.0)
+    group.add_argument("--temperature", type=float, default=1.0)
+    group.add_argument("--top-k", type=int, default=0)
+    group.add_argument("--top-p", type=float, default=1.0)
+    group.add_argument("--max-length", type=int, default=None)
+
+
+def decoding_kwargs(args: argparse.Namespace) -> dict:
+    kwargs = {"strategy": args.strategy, "max_length": args.max_length}
+    if args.strategy == "beam":
+        kwargs.update(beam_size=args.beam_size, length_penalty=args.length_penalty)
+    if args.strategy == "sample":
+        kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    return kwargs
+
+
+def pick_grammar(choice: str, sentences: Sequence[str]):
+    """``synthetic``: the embedded corpus grammar; ``auto``: the same when every given sentence is one it
+    generates (the model was then most likely trained on that corpus); ``none``: no grammar column."""
+    from ..data.synthetic import GRAMMAR
+
+    if choice == "synthetic" or (choice == "auto" and sentences and all(GRAMMAR.accepts(s) for s in sentences)):
+        return GRAMMAR.accepts
+    return None
+
+
+def _run(main, argv) -> int:
+    from ..config import ConfigError
+    from ..data.corpora import DataError
+    from ..models.base import InputError
+    from ..training.checkpoint import CheckpointError
+
+    try:
+        return main(argv)
+    except (CommandError, CheckpointError, InputError, DataError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- interpolate
+
+
+def interpolation_parser(prog: str = "textvae interpolate") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Decode a path through latent space between two sentences (their posterior means) or, with "
+        "--prior, between two prior samples, and print it as a table.",
+    )
+    parser.add_argument("model", help="model folder written by save_pretrained (or a run folder with best/)")
+    parser.add_argument("a", nargs="?", help="first sentence")
+    parser.add_argument("b", nargs="?", help="second sentence")
+    parser.add_argument("--steps", type=int, default=8, help="points on the path, ends included (default 8)")
+    parser.add_argument("--method", choices=("linear", "spherical"), default="linear")
+    parser.add_argument("--prior", action="store_true", help="interpolate between two prior samples instead")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --prior and for sampled decoding")
+    parser.add_argument("--grammar", choices=("auto", "synthetic", "none"), default="auto",
+                        help="mark sentences the embedded corpus grammar accepts (auto: when both inputs are its)")
+    parser.add_argument("--json", action="store_true", help="print the path and its measures as JSON")
+    parser.add_argument("--device", default=None)
+    add_decoding_arguments(parser)
+    return parser
+
+
+def _interpolate(argv: Optional[Sequence[str]]) -> int:
+    import torch
+
+    from .homotopy import format_path, prior_path, sentence_path
+
+    args = interpolation_parser().parse_args(argv)
+    if args.prior == bool(args.a or args.b):
+        raise CommandError("give two sentences, or --prior (and no sentences)")
+    if not args.prior and not (args.a and args.b):
+        raise CommandError("give two sentences to interpolate between")
+    torch.manual_seed(args.seed)
+    model = load_model(resolve_model_folder(args.model), args.device)
+    grammar = pick_grammar(args.grammar, [args.a, args.b] if not args.prior else [])
+    if args.prior and args.grammar == "synthetic":
+        grammar = pick_grammar("synthetic", [])
+    kwargs = decoding_kwargs(args)
+    if args.prior:
+        path = prior_path(model, args.steps, args.method, seed=args.seed, grammar=grammar, **kwargs)
+    else:
+        path = sentence_path(model, args.a, args.b, args.steps, args.method, grammar=grammar, **kwargs)
+    if args.json:
+        print(json.dumps({"a": path.start, "b": path.end, "method": path.method, "t": path.t,
+                          "sentences": path.sentences, "metrics": path.metrics}, indent=2))
+    else:
+        print(format_path(path, grammar))
+    return 0
+
+
+def interpolate_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``textvae interpolate MODEL "sentence a" "sentence b" --steps 8``: print the decoded path; returns the exit
+    status (2 with a one-line message on bad input)."""
+    return _run(_interpolate, argv)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluation_parser(prog: str = "textvae evaluate") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Evaluate a model on a corpus split: IW-NLL and perplexity, ELBO terms, KL, mutual information, "
+        "active units, reconstruction BLEU, prior-sample diversity and interpolation smoothness. Writes "
+        "metrics.json and figures (training curves when the run's log.jsonl is found, KL per dimension, a PCA "
+        "map of posterior means).",
+    )
+    parser.add_argument("model", help="model folder written by save_pretrained (or a run folder with best/)")
+    parser.add_argument("--data-dir", default=None,
+                        help="corpus folder (train/valid/test files); default: the run's config.yaml, else the "
+                        "embedded synthetic corpus")
+    parser.add_argument("--corpus", default=None, help="corpus loader: lines (default with --data-dir), hf, synthetic")
+    parser.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    parser.add_argument("--config", default=None,
+                        help="a run's config.yaml whose data section names the corpus (default: the one beside "
+                        "the model folder, when there is one)")
+    parser.add_argument("--num-samples", type=int, default=500, help="importance samples per sentence (0: skip)")
+    parser.add_argument("--max-sentences", type=int, default=None, help="evaluate the first N sentences only")
+    parser.add_argument("--output-dir", default=None,
+                        help="where metrics.json and the figures go (default: eval-<model>-<split> beside the model)")
+    parser.add_argument("--batch-size", type=int, default=16, help="sentences per IW batch")
+    parser.add_argument("--prior-samples", type=int, default=1000, help="prior samples for distinct-n/self-BLEU")
+    parser.add_argument("--interpolation-pairs", type=int, default=50)
+    parser.add_argument("--log", default=None, help="training log (default: log.jsonl in the run folder)")
+    parser.add_argument("--color-by", default=None,
+                        help="corpus factor that colours the latent map (synthetic: default sentence_type); "
+                        "without factors the map is coloured by sentence length")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is fastest on a small machine that other work shares)")
+    parser.add_argument("--no-progress", action="store_true")
+    add_decoding_arguments(parser)
+    return parser
+
+
+def _data_config(args: argparse.Namespace, model_folder: Path):
+    """The DataConfig to read: --data-dir/--corpus, else the run's config.yaml, else the embedded corpus."""
+    from ..config import DataConfig, load_config
+
+    config_path = Path(args.config) if args.config else model_folder.parent / "config.yaml"
+    if args.config and not config_path.is_file():
+        raise CommandError(f"config file {config_path} not found")
+    if args.data_dir or args.corpus:
+        base = load_config(config_path).data if args.config else DataConfig()
+        corpus = args.corpus or ("lines" if args.data_dir else base.corpus)
+        return DataConfig(**{**base.__dict__, "corpus": corpus, "data_dir": args.data_dir or base.data_dir}), "arguments"
+    if config_path.is_file():
+        return load_config(config_path).data, str(config_path)
+    return DataConfig(), "the embedded synthetic corpus (defaults)"
+
+
+def _find_log(args: argparse.Namespace, model_folder: Path) -> Optional[Path]:
+    if args.log:
+        if not Path(args.log).is_file():
+            raise CommandError(f"log file {args.log} not found")
+        return Path(args.log)
+    for candidate in (model_folder / "log.jsonl", model_folder.parent / "log.jsonl"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _evaluate(argv: Optional[Sequence[str]]) -> int:
+    import time
+
+    import torch
+
+    from ..data.corpora import load_corpus
+    from ..data.synthetic import GRAMMAR
+    from . import generation, homotopy, likelihood, plots
+    from .latent_stats import latent_statistics
+
+    args = evaluation_parser().parse_args(argv)
+    if args.num_samples < 0:
+        raise CommandError("--num-samples must be 0 (skip IW-NLL) or more")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    model_folder = resolve_model_folder(args.model)
+    model = load_model(model_folder, args.device)
+    data_config, data_source = _data_config(args, model_folder)
+    corpus = load_corpus(data_config)
+    sentences = corpus.split(args.split)
+    factors = corpus.factors.get(args.split) if corpus.factors else None
+    if args.max_sentences is not None:
+        sentences = sentences[: args.max_sentences]
+        factors = None if factors is None else factors[: args.max_sentences]
+    if len(sentences) < 2:
+        raise CommandError(f"the {args.split} split has {len(sentences)} sentences; need at least two")
+    grammar = GRAMMAR.accepts if corpus.name == "synthetic" else None
+    labels, label_name = _map_labels(args, corpus, factors, sentences)  # fails early on a bad --color-by
+    out = Path(args.output_dir) if args.output_dir else model_folder.parent / f"eval-{model_folder.name}-{args.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    progress = None if not args.no_progress else False
+    decode = decoding_kwargs(args)
+    say = (lambda *a: None) if args.no_progress else (lambda *a: print(*a, file=sys.stderr))
+    say(f"evaluating {model_folder} on {corpus.name}/{args.split} ({len(sentences)} sentences; data from {data_source})")
+
+    metrics: dict = {"model": str(model_folder), "corpus": corpus.name, "split": args.split,
+                     "num_sentences": len(sentences), "seed": args.seed, "decoding": decode}
+    timings: dict = {}
+    tokens = likelihood.predicted_tokens(model, sentences)
+    metrics["num_tokens"] = int(tokens.sum())
+
+    start = time.perf_counter()
+    terms = likelihood.elbo_terms(model, sentences, seed=args.seed, progress=progress)
+    metrics |= {"rec": float(terms.rec.mean()), "elbo": float(terms.elbo.mean()),
+                "nll_elbo": float(terms.nll_bound.mean()), "ppl_elbo": terms.perplexity_bound()}
+    timings["elbo"] = time.perf_counter() - start
+    if args.num_samples:
+        start = time.perf_counter()
+        nll = likelihood.importance_weighted_nll(model, sentences, num_samples=args.num_samples,
+                                                 batch_size=args.batch_size, seed=args.seed, progress=progress)
+        metrics |= {"nll": float(nll.mean()), "ppl": likelihood.perplexity_from_nll(nll, tokens),
+                    "iw_num_samples": args.num_samples}
+        timings["iw_nll"] = time.perf_counter() - start
+        say(f"IW-NLL {metrics['nll']:.2f}, PPL {metrics['ppl']:.2f} (K={args.num_samples}, {timings['iw_nll']:.0f} s)")
+
+    start = time.perf_counter()
+    stats = latent_statistics(model, sentences, seed=args.seed)
+    metrics |= {"kl": stats.kl, "mutual_information": stats.mutual_information, "active_units": stats.active_units,
+                "latent_size": int(stats.kl_per_dim.numel()), "kl_per_dim": stats.kl_per_dim.tolist(),
+                "unit_variances": stats.unit_variances.tolist()}
+    timings["latent_stats"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    recs = generation.reconstructions(model, sentences, **decode)
+    view = generation.model_view(model, sentences)
+    metrics["reconstruction_bleu"] = generation.corpus_bleu(recs, view)
+    metrics["reconstruction_exact"] = sum(r == v for r, v in zip(recs, view)) / len(view)
+    prior, samples = generation.prior_sample_metrics(model, args.prior_samples, seed=args.seed, grammar=grammar,
+                                                     **decode) if args.prior_samples > 1 else ({}, [])
+    metrics["prior_samples"] = prior | {"num_samples": args.prior_samples}
+    if grammar is not None:
+        metrics["reconstruction_grammatical"] = sum(map(grammar, recs)) / len(recs)
+    if args.interpolation_pairs > 0:
+        metrics["interpolation"] = {
+            method: homotopy.average_path_metrics(model, sentences, args.interpolation_pairs, steps=8, method=method,
+                                                  seed=args.seed, grammar=grammar, **decode)
+            for method in homotopy.METHODS
+        }
+    timings["generation"] = time.perf_counter() - start
+
+    figures = {}
+    log = _find_log(args, model_folder)
+    if log is not None:
+        figures["training_curves"] = str(plots.plot_training_curves(log, out / "training_curves.png",
+                                                                    title=str(model_folder.parent.name)))
+    figures["kl_per_dim"] = str(plots.plot_kl_per_dim(stats.kl_per_dim, out / "kl_per_dim.png", stats.unit_variances))
+    figures["latent_map"] = str(plots.plot_latent_map(stats.means, out / "latent_map.png", labels, label_name,
+                                                      seed=args.seed))
+    metrics["figures"] = figures
+    metrics["seconds"] = timings
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "reconstructions.tsv").write_text("".join(f"{v}\t{r}\n" for v, r in zip(view, recs)))
+    (out / "samples.txt").write_text("".join(s + "\n" for s in samples))
+    print(_summary(metrics, out))
+    return 0
+
+
+def _map_labels(args, corpus, factors, sentences):
+    if factors is not None and corpus.factor_names:
+        name = args.color_by or ("sentence_type" if "sentence_type" in corpus.factor_names else corpus.factor_names[0])
+        if name not in corpus.factor_names:
+            raise CommandError(f"--color-by {name!r} is not a factor of {corpus.name}: {', '.join(corpus.factor_names)}")
+        column = factors[:, corpus.factor_names.index(name)]
+        values = (corpus.info.get("factor_values") or {}).get(name)
+        return ([values[v] for v in column] if values else column), name
+    if args.color_by:
+        raise CommandError(f"corpus {corpus.name} has no factor labels to colour by")
+    return [len(s.split()) for s in sentences], "length (words)"
+
+
+def _summary(metrics: dict, out: Path) -> str:
+    rows = [("sentences", metrics["num_sentences"])]
+    if "nll" in metrics:
+        rows += [(f"IW-NLL (K={metrics['iw_num_samples']})", f"{metrics['nll']:.3f}"), ("PPL", f"{metrics['ppl']:.3f}")]
+    rows += [("-ELBO", f"{metrics['nll_elbo']:.3f}"), ("rec", f"{metrics['rec']:.3f}"), ("KL", f"{metrics['kl']:.3f}"),
+             ("MI", f"{metrics['mutual_information']:.3f}"),
+             ("AU", f"{metrics['active_units']}/{metrics['latent_size']}"),
+             ("reconstruction BLEU", f"{metrics['reconstruction_bleu']:.2f}")]
+    prior = metrics.get("prior_samples", {})
+    if "distinct_1" in prior:
+        rows += [("prior distinct-1/2", f"{prior['distinct_1']:.3f} / {prior['distinct_2']:.3f}"),
+                 ("prior self-BLEU", f"{prior['self_bleu']:.2f}")]
+        if "grammatical_fraction" in prior:
+            rows.append(("prior grammatical", f"{prior['grammatical_fraction']:.1%}"))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join([f"{name:<{width}}  {value}" for name, value in rows] + [f"written to {out}"])
+
+
+def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``textvae evaluate MODEL --data-dir DIR --split test``: write metrics.json and figures; returns the exit
+    status (2 with a one-line message on bad input)."""
+    return _run(_evaluate, argv)

@@ -1,0 +1,177 @@
+"""Likelihood of held-out sentences: the importance-weighted bound on log p(x), perplexity, and the ELBO's parts.
+
+    log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,   z_k ~ q(z|x)
+
+(Burda et al. 2016; K = 500 in He et al. 2019, Li et al. 2019, Optimus). Perplexity counts one end-of-sentence
+token per sentence: PPL = exp(sum NLL / sum(words + 1)). Everything goes through the ``Latent`` interface
+(``rsample``, ``log_q``, ``log_p``, ``kl_per_dim``) and ``model.log_prob_given_z`` with a sample dimension, so any
+bottleneck that implements it (Gaussian, Gumbel/categorical, joint) is evaluated the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from .batches import EvalBatch, EvalData, eval_batches, gather_rows, num_sentences
+
+
+@contextlib.contextmanager
+def evaluating(model, seed: Optional[int] = None):
+    """Eval mode and no gradients for the block; with ``seed``, a private RNG stream that leaves the global one as
+    it was (so evaluation inside training does not change the run's randomness)."""
+    was_training = model.training
+    model.eval()
+    devices = [model.device] if seed is not None and model.device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            model.train(was_training)
+
+
+def default_max_tokens(device: torch.device) -> int:
+    """Tokens per decoder call: bounds the (tokens, vocab) logits, the largest tensor of the computation
+    (8,192 x 10k floats = 330 MB on a CPU)."""
+    return 65536 if device.type == "cuda" else 8192
+
+
+def _sample_chunk(batch: EvalBatch, num_samples: int, sample_chunk: Optional[int], max_tokens: int) -> int:
+    if sample_chunk is not None:
+        if sample_chunk < 1:
+            raise ValueError(f"sample_chunk must be at least 1, got {sample_chunk}")
+        return min(sample_chunk, num_samples)
+    tokens_per_sample = int(batch.lengths.sum()) - batch.size  # predicted tokens, words + <eos>
+    return max(1, min(num_samples, max_tokens // max(tokens_per_sample, 1)))
+
+
+def log_importance_weights(
+    model, input_ids: torch.Tensor, lengths: torch.Tensor, num_samples: int, sample_chunk: int
+) -> torch.Tensor:
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for ``num_samples`` z_k ~ q(z|x): (K, B).
+    Samples are drawn ``sample_chunk`` at a time, so one decoder call sees (sample_chunk * B) sentences."""
+    latent = model.latent
+    q = model.posterior(input_ids, lengths)
+    chunks = []
+    for start in range(0, num_samples, sample_chunk):
+        s = min(sample_chunk, num_samples - start)
+        z = latent.rsample(q, num_samples=s)  # (s, B, D)
+        log_w = model.log_prob_given_z(input_ids, lengths, z) + latent.log_p(z) - latent.log_q(q, z)
+        chunks.append(log_w.float())
+    return torch.cat(chunks)
+
+
+def importance_weighted_nll(
+    model,
+    sentences: EvalData,
+    num_samples: int = 500,
+    batch_size: int = 16,
+    sample_chunk: Optional[int] = None,
+    max_tokens: Optional[int] = None,
+    seed: Optional[int] = None,
+    progress: Optional[bool] = None,
+) -> torch.Tensor:
+    """-log p(x) per sentence (N,), in nats, estimated with ``num_samples`` importance samples from q(z|x).
+
+    ``sentences``: a list of strings or pre-tokenized batches (see ``evaluation.batches``). Sentences are sorted
+    by length and batched ``batch_size`` at a time (few sentences of near-equal length, many samples of each:
+the LSTM runs over little padding); samples are drawn in chunks so each decoder call holds about
+    ``max_tokens`` tokens (``sample_chunk`` fixes the chunk instead). ``progress``: a tqdm bar (None: when on a
+    terminal). ``seed``: reproducible samples without touching the global RNG. The result is float64, on the CPU.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    batches = eval_batches(model, sentences, batch_size)
+    max_tokens = max_tokens or default_max_tokens(model.device)
+    results = []
+    bar = tqdm(total=num_sentences(batches), desc=f"IW-NLL (K={num_samples})", unit="sent",
+               disable=None if progress is None else not progress, leave=False)
+    with evaluating(model, seed), bar:
+        for batch in batches:
+            chunk = _sample_chunk(batch, num_samples, sample_chunk, max_tokens)
+            batch = batch.to(model.device)
+            log_w = log_importance_weights(model, batch.input_ids, batch.lengths, num_samples, chunk)
+            log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(num_samples)
+            results.append(-log_px)
+            bar.update(batch.size)
+    return gather_rows(results, batches)
+
+
+def predicted_tokens(model, sentences: EvalData, batch_size: int = 256) -> torch.Tensor:
+    """Tokens each sentence's likelihood predicts (N,): its words (tokens) plus one <eos>."""
+    batches = eval_batches(model, sentences, batch_size)
+    return gather_rows([b.lengths - 1 for b in batches], batches)
+
+
+def perplexity_from_nll(nll: torch.Tensor, num_tokens: torch.Tensor) -> float:
+    """exp(sum NLL / sum tokens), with tokens counting one <eos> per sentence."""
+    return math.exp(float(nll.double().sum()) / float(num_tokens.sum()))
+
+
+def perplexity(model, sentences: EvalData, num_samples: int = 500, **kwargs) -> float:
+    """Perplexity from the importance-weighted NLL: exp(sum NLL / sum(words + 1)); ``kwargs`` go to
+    ``importance_weighted_nll``."""
+    nll = importance_weighted_nll(model, sentences, num_samples=num_samples, **kwargs)
+    return perplexity_from_nll(nll, predicted_tokens(model, sentences, batch_size=kwargs.get("batch_size", 256)))
+
+
+@dataclass
+class ELBOTerms:
+    """Per-sentence ELBO terms in nats. Shapes: ``rec``, ``kl``: (N,); ``kl_per_dim``: (N, D); ``num_tokens``: (N,)."""
+
+    rec: torch.Tensor
+    kl: torch.Tensor
+    kl_per_dim: torch.Tensor
+    num_tokens: torch.Tensor
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        return -(self.rec + self.kl)
+
+    @property
+    def nll_bound(self) -> torch.Tensor:
+        """-ELBO, the upper bound on -log p(x) that the IW estimate tightens."""
+        return self.rec + self.kl
+
+    def perplexity_bound(self) -> float:
+        return perplexity_from_nll(self.nll_bound, self.num_tokens)
+
+
+def elbo_terms(
+    model,
+    sentences: EvalData,
+    num_samples: int = 1,
+    batch_size: int = 64,
+    seed: Optional[int] = None,
+    progress: Optional[bool] = None,
+) -> ELBOTerms:
+    """Reconstruction -E_q[log p(x|z)] (a ``num_samples``-sample average; 1 is the usual single-sample ELBO) and the
+    analytic KL(q(z|x) || p(z)) per sentence, in eval mode (no dropout, no word dropout, KL weight 1)."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    batches = eval_batches(model, sentences, batch_size)
+    recs, kls = [], []
+    bar = tqdm(total=num_sentences(batches), desc="ELBO", unit="sent",
+               disable=None if progress is None else not progress, leave=False)
+    with evaluating(model, seed), bar:
+        for batch in batches:
+            batch = batch.to(model.device)
+            q = model.posterior(batch.input_ids, batch.lengths)
+            z = model.latent.rsample(q, num_samples=num_samples)  # (S, B, D)
+            recs.append(-model.log_prob_given_z(batch.input_ids, batch.lengths, z).double().mean(0))
+            kls.append(model.latent.kl_per_dim(q).double())
+            bar.update(batch.size)
+    kl_per_dim = gather_rows(kls, batches)
+    return ELBOTerms(
+        rec=gather_rows(recs, batches),
+        kl=kl_per_dim.sum(-1),
+        kl_per_dim=kl_per_dim,
+        num_tokens=gather_rows([b.lengths - 1 for b in batches], batches),
+    )
