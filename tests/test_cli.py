@@ -29,3 +29,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["trian"]) == 2
     assert "did you mean 'train'" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_interpolate_command_prints_the_path(tmp_path, tiny_model, capsys):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    assert main(["interpolate", str(folder), SENTENCES[0], SENTENCES[1], "--steps", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "4 steps" in out or "distinct" in out

@@ -7,6 +7,8 @@ from typing import Optional, Sequence
 
 COMMANDS = {
     "train": "train a VAE (same flags as scripts/train_text_vae.py)",
+    "evaluate": "IW-NLL, PPL, KL, MI, AU, BLEU and figures of a model folder on a split",
+    "interpolate": "decode the path between two sentences through latent space",
     "sample": "decode sentences from prior samples of a model folder",
     "encode": "encode sentences (a file or standard input) to latent codes",
 }
@@ -24,6 +26,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .training.run import main as train_main
 
         return train_main(rest, prog="textvae train")
+    if command in ("evaluate", "interpolate"):
+        from .evaluation import commands
+
+        return getattr(commands, f"{command}_main")(rest)
     if command == "sample":
         from .commands import sample_main
 
