@@ -138,3 +138,27 @@ def test_the_gumbel_config_matches_the_factors():
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "dsentences_gumbel.yaml")
     assert config.data.corpus == "dsentences" and config.model.latent.type == "gumbel"
     assert config.model.latent.category_sizes == FACTORS_NUM_VALUES
+
+
+def test_benchmark_models_build_and_take_a_step(tokenizer):
+    """Every model of scripts/benchmarks/dsentences.py builds from its config and trains one step (no data needed)."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from textvae import TextVAE
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks" / "dsentences.py"
+    spec = importlib.util.spec_from_file_location("bench_dsentences", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from .conftest import SENTENCES
+
+    for name in bench.MODELS:
+        torch.manual_seed(0)
+        model = TextVAE.from_config(bench.model_config(name, hidden=8, dataset_size=100), tokenizer)
+        ids, lengths = model.tokenize(SENTENCES)
+        out = model({"input_ids": ids, "lengths": lengths}, step=5)
+        assert torch.isfinite(out.loss), name
+        out.loss.backward()
