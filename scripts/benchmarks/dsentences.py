@@ -69,7 +69,7 @@ def train(model: TextVAE, loader, steps: int, lr: float) -> list[float]:
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            losses.append(float(out.loss))
+            losses.append(out.loss.item())
             step += 1
             if step >= steps:
                 break
