@@ -69,8 +69,15 @@ class DecoderConfig:
 class LatentConfig:
     """The bottleneck q(z|x) and its prior."""
 
-    type: str = "gaussian"  # a name in registry.LATENTS
-    size: int = 32
+    type: str = "gaussian"  # a name in registry.LATENTS: gaussian, gumbel, joint
+    size: int = 32  # Gaussian dimensions (gaussian, joint); unused by gumbel
+    # categorical variables (gumbel, joint): one per entry, each with its own number of categories, e.g. [2, 3, 5, 10]
+    category_sizes: list[int] = field(default_factory=list)
+    # Gumbel-Softmax temperature at step t: max(temperature_min, temperature * exp(-temperature_anneal_rate * t))
+    temperature: float = 1.0
+    temperature_min: float = 0.5
+    temperature_anneal_rate: float = 1e-4  # per step (Jang et al. use 1e-5..1e-4); 0 keeps it constant
+    hard: bool = False  # straight-through: exact one-hot forward, relaxed gradients backward
 
 
 @dataclass
@@ -88,6 +95,19 @@ class ObjectiveConfig:
     capacity: float = 0.0  # capacity control target C_max in nats (0 = off): loss = rec + gamma*|KL - C(step)|
     capacity_steps: int = 10000  # steps over which C rises linearly from 0 to `capacity`
     capacity_gamma: float = 10.0
+    # categorical variables (gumbel, joint latents) get their own weight or capacity, as in JointVAE (Dupont 2018);
+    # None falls back to the setting above, which otherwise applies to the Gaussian part
+    discrete_beta: Union[float, None] = None
+    discrete_capacity: Union[float, None] = None  # capped at sum(log n), the most a set of categoricals can carry
+    discrete_capacity_steps: Union[int, None] = None
+    # beta-TCVAE (Chen et al. 2018), Gaussian latent only: KL = index-code MI + total correlation + dimension-wise KL,
+    # weighted tc_alpha, beta (the KL weight above, with its schedule) and tc_gamma
+    tcvae: bool = False
+    tc_alpha: float = 1.0
+    tc_gamma: float = 1.0
+    tc_estimator: str = choice("mws", "mws", "mss")  # minibatch weighted / stratified sampling estimate of q(z)
+    tc_dataset_size: int = 0  # N, the number of training sentences; 0 uses the batch size (moves the reported
+    # MI/TC/dimension-wise split by constants; the gradients do not depend on it under mws)
 
 
 @dataclass

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig
+from ..config import ConfigError, ModelConfig
 from ..modules.decoders import build_decoder
 from ..modules.encoders import build_encoder
-from ..modules.latents import build_latent
-from ..objectives import kl_term
+from ..modules.latents import GaussianLatent, build_latent
+from ..objectives import gumbel_temperature, kl_term, tc_decomposition, tcvae_term
 from ..registry import MODELS
 from .base import BaseVAE, VAEOutput
+
+
+@dataclass
+class TextVAEOutput(VAEOutput):
+    """``VAEOutput`` plus the terms that only some latents and objectives have (None otherwise).
+
+    ``temperature``: the Gumbel-Softmax tau used at this step; ``kl_categorical``: (B,) KL of the categorical
+    variables (part of ``kl``); ``mi``, ``tc``, ``dim_kl``: (B,) beta-TCVAE estimates, summing to log q(z|x) - log p(z).
+    """
+
+    temperature: Optional[float] = None
+    discrete_kl_weight: Optional[float] = None
+    discrete_capacity: Optional[float] = None
+    kl_categorical: Optional[torch.Tensor] = None
+    mi: Optional[torch.Tensor] = None
+    tc: Optional[torch.Tensor] = None
+    dim_kl: Optional[torch.Tensor] = None
+
+    def log_values(self) -> dict[str, float]:
+        values = super().log_values()
+        for name in ("temperature", "discrete_kl_weight", "discrete_capacity"):
+            if getattr(self, name) is not None:
+                values[name] = float(getattr(self, name))
+        for name in ("kl_categorical", "mi", "tc", "dim_kl"):
+            if getattr(self, name) is not None:
+                values[name] = float(getattr(self, name).detach().mean())
+        return values
 
 
 @MODELS.register("sentence_vae")
@@ -29,6 +57,12 @@ class TextVAE(BaseVAE):
         self.decoder = build_decoder(
             vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id
         )
+        objective = config.objective
+        if objective.tcvae:
+            if not isinstance(self.latent, GaussianLatent):
+                raise ConfigError(f"model.objective.tcvae needs model.latent.type 'gaussian', not {config.latent.type!r}")
+            if objective.capacity > 0 or objective.free_bits > 0:
+                raise ConfigError("model.objective.tcvae replaces the KL term; set capacity and free_bits to 0")
 
     def posterior(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.distributions.Distribution:
         """q(z|x) for a padded batch."""
@@ -56,15 +90,24 @@ class TextVAE(BaseVAE):
         lens = lengths.unsqueeze(0).expand(samples, -1).reshape(-1)
         return -self.reconstruction_nll(ids, lens, z.reshape(samples * batch, -1)).view(samples, batch)
 
-    def forward(self, batch: dict, step: int = 0) -> VAEOutput:
-        """One training or evaluation pass over a batch from ``collate``; the KL weights follow ``step``."""
+    def forward(self, batch: dict, step: int = 0) -> TextVAEOutput:
+        """One training or evaluation pass over a batch from ``collate``; the KL weights and the Gumbel temperature
+        follow ``step``. In eval mode categorical variables are sampled exactly (one-hot), not relaxed."""
         input_ids, lengths = batch["input_ids"], batch["lengths"]
         q = self.posterior(input_ids, lengths)
-        z = self.latent.rsample(q)
+        num_categorical = self.latent.num_categorical
+        temperature = gumbel_temperature(self.config.latent, step) if num_categorical else None
+        z = self.latent.rsample(q, temperature=temperature)
         rec = self.reconstruction_nll(input_ids, lengths, z)
         kl_per_dim = self.latent.kl_per_dim(q)
-        term = kl_term(kl_per_dim, self.config.objective, step)
-        return VAEOutput(
+        objective = self.config.objective
+        parts = None
+        if objective.tcvae:
+            parts = tc_decomposition(q, z, objective.tc_dataset_size, objective.tc_estimator)
+            term = tcvae_term(parts, objective, step)
+        else:
+            term = kl_term(kl_per_dim, objective, step, num_categorical, self.latent.max_categorical_kl)
+        return TextVAEOutput(
             loss=rec.mean() + term.penalty,
             rec=rec,
             kl=kl_per_dim.sum(-1),
@@ -73,6 +116,13 @@ class TextVAE(BaseVAE):
             capacity=term.capacity,
             num_tokens=(lengths - 1).sum(),
             z=z,
+            temperature=temperature,
+            discrete_kl_weight=term.discrete_kl_weight,
+            discrete_capacity=term.discrete_capacity,
+            kl_categorical=kl_per_dim[:, -num_categorical:].sum(-1) if num_categorical else None,
+            mi=None if parts is None else parts.mi,
+            tc=None if parts is None else parts.tc,
+            dim_kl=None if parts is None else parts.dim_kl,
         )
 
     @torch.no_grad()

@@ -1,0 +1,153 @@
+"""dSentences benchmark: train small text VAEs with different bottlenecks and objectives, then print one table of
+reconstruction, KL and every disentanglement metric (mean and per factor), beside the ceiling a perfect text encoder
+reaches; write everything as JSON.
+
+    python scripts/benchmarks/dsentences.py --steps 2000 --out runs/bench_dsentences.json
+
+Models: an autoencoder (beta = 0), a VAE, beta-VAE, capacity-controlled VAE, beta-TCVAE (Gaussian latents), the
+discrete VAE with one categorical variable per factor (category sizes = the factors' numbers of values), and a joint
+VAE (Gaussian dimensions + categorical variables for the small factors).
+
+The training loop here is deliberately minimal (Adam, constant learning rate, no checkpoints) so the benchmark runs
+before the library trainer lands; it calls only ``model(batch, step)``, as the trainer does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from textvae import TextVAE
+from textvae.config import DataConfig, from_dict, ModelConfig
+from textvae.data.dsentences import FACTORS_NUM_VALUES, DSentences
+from textvae.data.pipeline import make_loader, prepare_data
+from textvae.evaluation.disentanglement import evaluate_disentanglement, format_scores, metric_ceilings, model_encode_fn
+
+GAUSSIAN = {"type": "gaussian", "size": 10}
+MODELS = {
+    "ae": {"latent": GAUSSIAN, "objective": {"beta": 0.0}},
+    "vae": {"latent": GAUSSIAN, "objective": {"beta": 1.0, "kl_schedule": "linear", "kl_warmup_steps": 1000}},
+    "beta_vae": {"latent": GAUSSIAN, "objective": {"beta": 4.0, "kl_schedule": "linear", "kl_warmup_steps": 1000}},
+    "capacity": {"latent": GAUSSIAN, "objective": {"capacity": 15.0, "capacity_steps": 1500, "capacity_gamma": 10.0}},
+    "tcvae": {"latent": GAUSSIAN, "objective": {"tcvae": True, "beta": 6.0, "tc_estimator": "mss",
+                                                "kl_schedule": "linear", "kl_warmup_steps": 1000}},
+    "discrete": {"latent": {"type": "gumbel", "category_sizes": FACTORS_NUM_VALUES, "temperature": 1.0,
+                            "temperature_min": 0.5, "temperature_anneal_rate": 5e-4},
+                 "objective": {"discrete_capacity": 10.0, "discrete_capacity_steps": 1500, "capacity_gamma": 10.0}},
+    "joint": {"latent": {"type": "joint", "size": 4, "category_sizes": FACTORS_NUM_VALUES[1:], "temperature": 1.0,
+                         "temperature_min": 0.5, "temperature_anneal_rate": 5e-4},
+              "objective": {"capacity": 8.0, "discrete_capacity": 5.0, "capacity_steps": 1500, "capacity_gamma": 10.0}},
+}
+
+
+def model_config(name: str, hidden: int, dataset_size: int) -> ModelConfig:
+    spec = json.loads(json.dumps(MODELS[name]))
+    if spec["objective"].get("tcvae"):
+        spec["objective"]["tc_dataset_size"] = dataset_size
+    return from_dict(ModelConfig, {
+        "encoder": {"type": "lstm", "embedding_size": 64, "hidden_size": hidden},
+        "decoder": {"type": "lstm", "embedding_size": 64, "hidden_size": hidden, "z_mode": "init+concat"},
+        "max_length": 12,
+        **spec,
+    }, prefix="model.")
+
+
+def train(model: TextVAE, loader, steps: int, lr: float) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses, step = [], 0
+    while step < steps:
+        for batch in loader:
+            out = model(batch, step)
+            opt.zero_grad()
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(out.loss.item())
+            step += 1
+            if step >= steps:
+                break
+    return losses
+
+
+@torch.no_grad()
+def reconstruction_and_kl(model: TextVAE, sentences: list[str], batch_size: int = 256) -> dict:
+    """Exact-match and token accuracy of greedy reconstructions from posterior modes; mean KL (nats)."""
+    model.eval()
+    recon = model.reconstruct(sentences)
+    exact = float(np.mean([a == b for a, b in zip(recon, sentences)]))
+    tokens = [np.mean([x == y for x, y in zip(a.split(), b.split())]) if len(a.split()) == len(b.split()) else 0.0
+              for a, b in zip(recon, sentences)]
+    kls = []
+    for start in range(0, len(sentences), batch_size):
+        ids, lengths = model.tokenize(sentences[start : start + batch_size])
+        kls.append(model.latent.kl_per_dim(model.posterior(ids, lengths)).sum(-1))
+    return {"exact_match": exact, "token_accuracy": float(np.mean(tokens)), "kl": float(torch.cat(kls).mean())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--eval-points", type=int, nargs=2, default=[10000, 5000], help="MIG/DCI/SAP train, test")
+    parser.add_argument("--score-points", type=int, nargs=2, default=[2000, 1000], help="beta-VAE/FactorVAE points")
+    parser.add_argument("--recon-sentences", type=int, default=2000)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/bench_dsentences.json")
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    data = DSentences(args.data_dir)
+    prepared = prepare_data(DataConfig(corpus="dsentences", data_dir=str(data.folder), batch_size=args.batch_size), 12)
+    loader = make_loader(prepared.datasets["train"], prepared.tokenizer, args.batch_size, shuffle=True, seed=args.seed)
+    test_sentences = prepared.sentences("test")[: args.recon_sentences]
+    metric_args = dict(num_train=args.eval_points[0], num_eval=args.eval_points[1], score_points=tuple(args.score_points),
+                       seed=args.seed)
+
+    results: dict = {"args": vars(args)}
+    start = time.perf_counter()
+    results["ceiling"] = metric_ceilings(data, **metric_args)
+    print("ceiling (oracle text encoder)\n" + format_scores(results["ceiling"]), flush=True)
+    for name in args.models:
+        torch.manual_seed(args.seed)
+        model = TextVAE.from_config(model_config(name, args.hidden, len(prepared.datasets["train"])), prepared.tokenizer)
+        t0 = time.perf_counter()
+        losses = train(model, loader, args.steps, args.lr)
+        train_s = time.perf_counter() - t0
+        summary = reconstruction_and_kl(model, test_sentences)
+        encode_fn, categorical = model_encode_fn(model)
+        metrics = evaluate_disentanglement(encode_fn, data, categorical=categorical, **metric_args)
+        results[name] = {"train_seconds": train_s, "final_loss": float(np.mean(losses[-50:])), **summary, **metrics}
+        print(f"\n{name}: loss {results[name]['final_loss']:.2f}, exact match {summary['exact_match']:.3f}, "
+              f"token acc {summary['token_accuracy']:.3f}, KL {summary['kl']:.2f}, trained {train_s:.0f}s\n"
+              + format_scores(metrics), flush=True)
+    results["seconds"] = time.perf_counter() - start
+
+    rows = [("model", "exact", "tok_acc", "KL", "betaVAE", "FactorVAE", "MIG", "DCI-D", "DCI-C", "DCI-I", "SAP")]
+    for name in ["ceiling", *args.models]:
+        r = results[name]
+        cells = [r.get("exact_match", math.nan), r.get("token_accuracy", math.nan), r.get("kl", math.nan),
+                 r["beta_vae"]["score"], r["factor_vae"]["score"], r["mig"]["score"], r["dci"]["disentanglement"],
+                 r["dci"]["completeness"], r["dci"]["informativeness"], r["sap"]["score"]]
+        rows.append((name, *[f"{c:.3f}" for c in cells]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\n" + "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows))
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x)))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
