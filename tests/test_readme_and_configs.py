@@ -21,7 +21,9 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 def test_config_file_loads_and_builds(path, tokenizer):
     config = load_config(path)
     model = TextVAE.from_config(config, tokenizer)
-    assert model.latent.code_size == config.model.latent.size
+    latent = config.model.latent
+    expected = {"gaussian": latent.size, "gumbel": sum(latent.category_sizes), "joint": latent.size + sum(latent.category_sizes)}
+    assert model.latent.code_size == expected[latent.type]
 
 
 def test_readme_python_snippets_run(tmp_path):
