@@ -66,9 +66,10 @@ def print_summary(result, data) -> None:
     folder = result.best_dir or result.final_dir
     model = load_pretrained(folder)
     v = result.valid
-    print(f"\nmodel folder: {folder}")
+    state = result.state
+    print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
     print(
-        f"valid: ELBO {v['elbo']:.3f} nats/sentence (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
+        f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/sentence (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
         f"PPL <= {v['ppl_bound']:.2f}, active units {v['active_units']}/{model.latent.code_size}"
     )
     sentences = data.sentences("test")[:3]
