@@ -18,6 +18,15 @@ SENTENCES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors run fastest on one thread, and much slower with two when another process holds a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return train_tokenizer(SENTENCES, TokenizerConfig(type="word"))

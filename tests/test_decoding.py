@@ -10,13 +10,6 @@ from textvae.models.base import sample_tokens
 from .conftest import SENTENCES, tiny_model_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def model_of(tokenizer, rnn="lstm", z_mode="init+concat", seed=0):
     torch.manual_seed(seed)

@@ -1,6 +1,5 @@
 import pytest
 import sacrebleu
-import torch
 
 from textvae.data.synthetic import GRAMMAR
 from textvae.evaluation.generation import (
@@ -26,13 +25,6 @@ GENERATED = [
     "the the the the",
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_distinct_n_counts_unique_ngrams_over_all_ngrams():

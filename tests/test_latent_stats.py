@@ -22,13 +22,6 @@ from textvae.evaluation.latent_stats import (
 from .conftest import tiny_model_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def corpus_sentences():

@@ -15,14 +15,6 @@ from textvae.evaluation.likelihood import (
 from .conftest import SENTENCES, tiny_model_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread, and much slower with two when another process holds a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def ignoring_z(tokenizer, mu=0.0, sigma=1.0):
     """A VAE whose decoder ignores z and whose posterior is N(mu, sigma^2) for every sentence: log p(x) is the

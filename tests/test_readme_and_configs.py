@@ -10,7 +10,6 @@ import pytest
 
 from textvae import TextVAE, load_config
 
-from .conftest import tiny_model_config  # noqa: F401  (keeps the fixtures module importable here)
 from .test_trainer import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
