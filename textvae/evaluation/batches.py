@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, Union
 
@@ -33,29 +32,6 @@ class EvalBatch:
         return self.input_ids.size(0)
 
 
-def tokenize_sentences(model, sentences: Sequence[str]) -> list[list[int]]:
-    """Token ids per sentence under the model's own rules (``model.config.max_length`` and ``overlong``, as
-    ``model.tokenize``), with one warning for all truncated sentences instead of one each."""
-    sentences = model._check_sentences(sentences)
-    ids = model.tokenizer.batch_encode(sentences)
-    limit, truncated = model.config.max_length, 0
-    for i, row in enumerate(ids):
-        if not row:
-            from ..models.base import InputError
-
-            raise InputError(f"sentence {i} ({sentences[i]!r}) has no tokens after tokenization")
-        if len(row) > limit:
-            if model.config.overlong == "error":
-                from ..models.base import InputError
-
-                raise InputError(f"sentence {i} has {len(row)} tokens, more than max_length={limit}")
-            ids[i] = row[:limit]
-            truncated += 1
-    if truncated:
-        warnings.warn(f"{truncated} of {len(ids)} sentences truncated to max_length={limit}", stacklevel=3)
-    return ids
-
-
 def _is_batch(obj) -> bool:
     return (isinstance(obj, dict) and "input_ids" in obj) or (
         isinstance(obj, tuple) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj)
@@ -75,7 +51,7 @@ def eval_batches(model, data: EvalData, batch_size: int = 64, sort: bool = True)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if isinstance(data, str) or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str)):
-        ids = tokenize_sentences(model, [data] if isinstance(data, str) else list(data))
+        ids = model.token_ids([data] if isinstance(data, str) else list(data))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if sort else list(range(len(ids)))
         tok = model.tokenizer
         batches = []

@@ -10,7 +10,6 @@ import sacrebleu
 from sacrebleu.metrics import BLEU
 from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
-from .batches import tokenize_sentences
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> float:
@@ -24,7 +23,7 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: 
 def model_view(model, sentences: Sequence[str]) -> list[str]:
     """Sentences as the model sees them: tokenized under its rules and decoded back (unknown words become the
     unknown token, over-long sentences are cut), the fair reference for its reconstructions."""
-    return model.tokenizer.batch_decode(tokenize_sentences(model, sentences))
+    return model.tokenizer.batch_decode(model.token_ids(sentences))
 
 
 def reconstructions(model, sentences: Sequence[str], strategy: str = "greedy", **decode_kwargs) -> list[str]:

@@ -139,19 +139,30 @@ class BaseVAE(nn.Module):
                 raise InputError(f"sentence {i} is empty")
         return sentences
 
-    def tokenize(self, sentences: "str | Sequence[str]") -> tuple[torch.Tensor, torch.Tensor]:
-        """Sentences -> (input_ids (B, T) as ``<bos> w.. <eos> <pad>..``, lengths (B,)), as the model consumes them."""
+    def token_ids(self, sentences: "str | Sequence[str]") -> list[list[int]]:
+        """Token ids per sentence (no <bos>/<eos>) under the model's length rules: longer than ``max_length`` is an
+        error or truncated (``config.overlong``), with one warning for all truncated sentences."""
         sentences = self._check_sentences(sentences)
         ids = self.tokenizer.batch_encode(sentences)
-        limit = self.config.max_length
+        limit, truncated = self.config.max_length, []
         for i, row in enumerate(ids):
             if not row:
                 raise InputError(f"sentence {i} ({sentences[i]!r}) has no tokens after tokenization")
             if len(row) > limit:
                 if self.config.overlong == "error":
                     raise InputError(f"sentence {i} has {len(row)} tokens, more than max_length={limit}")
-                warnings.warn(f"sentence {i} has {len(row)} tokens; truncated to max_length={limit}", stacklevel=3)
+                truncated.append(i)
                 ids[i] = row[:limit]
+        if truncated:
+            warnings.warn(
+                f"{len(truncated)} of {len(ids)} sentences truncated to max_length={limit} (first: sentence {truncated[0]})",
+                stacklevel=3,
+            )
+        return ids
+
+    def tokenize(self, sentences: "str | Sequence[str]") -> tuple[torch.Tensor, torch.Tensor]:
+        """Sentences -> (input_ids (B, T) as ``<bos> w.. <eos> <pad>..``, lengths (B,)), as the model consumes them."""
+        ids = self.token_ids(sentences)
         tok = self.tokenizer
         batch = collate(ids, tok.pad_id, tok.bos_id, tok.eos_id)
         return batch["input_ids"], batch["lengths"]
