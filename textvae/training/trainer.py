@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, TrainConfig, save_config
 from ..data.pipeline import PreparedData, make_loader, prepare_data
+from ..evaluation.latent_stats import active_units_from_means
 from ..models.base import BaseVAE
 from .checkpoint import (
     TRAINER_STATE_NAME,
@@ -113,7 +114,7 @@ def evaluate_loader(model: BaseVAE, loader, au_threshold: float = 0.01) -> dict:
         means.append(model.latent.mode(model.posterior(batch["input_ids"], batch["lengths"])).float().cpu())
     model.train(was_training)
     means = torch.cat(means)
-    active = int((means.var(0, unbiased=False) >= au_threshold).sum()) if len(means) > 1 else 0
+    active = active_units_from_means(means, au_threshold) if len(means) > 1 else 0
     return {
         "elbo": -(rec + kl) / sentences,
         "rec": rec / sentences,
