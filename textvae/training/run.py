@@ -9,8 +9,6 @@ import sys
 import time
 from typing import Optional, Sequence
 
-import torch
-
 from ..config import ConfigError, load_config
 from ..data.corpora import DataError
 
@@ -94,7 +92,6 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "train_text_vae.py") 
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     start = time.perf_counter()
     try:
         from ..data.pipeline import prepare_data
