@@ -135,7 +135,7 @@ def test_the_gumbel_config_matches_the_factors():
 
     from textvae.config import load_config
 
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "dsentences_gumbel.yaml")
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "dsentences_discrete.yaml")
     assert config.data.corpus == "dsentences" and config.model.latent.type == "gumbel"
     assert config.model.latent.category_sizes == FACTORS_NUM_VALUES
 

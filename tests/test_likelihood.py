@@ -144,3 +144,24 @@ def test_the_evaluation_package_re_exports_the_public_functions():
     assert mutual_information is evaluation.latent_stats.mutual_information
     assert active_units is evaluation.latent_stats.active_units
     assert all(callable(getattr(evaluation, name)) for name in evaluation.__all__)  # lazy ones included
+
+
+@pytest.mark.parametrize("z_mode", ["init", "concat", "init+concat"])
+def test_no_latent_is_a_language_model_with_exact_likelihood(tokenizer, tmp_path, z_mode):
+    """latent type 'none': no encoder, KL 0, and every importance weight equal, so IW-NLL is the exact -log p(x)
+    for any K, and equals the reconstruction term; the model saves, loads and samples like any other."""
+    torch.manual_seed(0)
+    model = TextVAE.from_config(tiny_model_config(latent={"type": "none"}, decoder={"z_mode": z_mode}), tokenizer)
+    assert model.encoder is None and model.latent.code_size == 0
+    terms = elbo_terms(model, SENTENCES, seed=0)
+    assert torch.all(terms.kl == 0)
+    for k in (1, 7):
+        assert torch.allclose(importance_weighted_nll(model, SENTENCES, num_samples=k, seed=k), terms.rec, atol=1e-5)
+    ids, lengths = model.tokenize(SENTENCES)
+    out = model({"input_ids": ids, "lengths": lengths})
+    out.loss.backward()
+    assert model.decoder.rnn.weight_ih_l0.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path / "lm")
+    again = TextVAE.from_pretrained(tmp_path / "lm")
+    assert torch.allclose(elbo_terms(again, SENTENCES, seed=0).rec, terms.rec)
+    assert len(again.sample(3, seed=0)) == 3

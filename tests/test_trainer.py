@@ -140,3 +140,28 @@ def test_two_processes_see_different_shards_and_average_gradients(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"num_processes": 2, "first_rows_differ": True, "parameters_equal": True}
+
+
+def test_init_from_loads_only_the_named_modules(tmp_path):
+    """AE pretraining (Li et al. 2019): a second run starts from the first's encoder, with a fresh decoder."""
+    ae = train(tiny_config(tmp_path, "ae", "train.max_steps=3", "model.objective.beta=0"), progress=False)
+    fresh = train(tiny_config(tmp_path, "fresh", "train.max_steps=0"), progress=False)
+    second = train(
+        tiny_config(tmp_path, "vae", "train.max_steps=0", f"train.init_from={ae.final_dir}",
+                    "train.init_modules=[encoder]"),
+        progress=False,
+    )
+    a, f, s = (load_file(str(r.final_dir / "model.safetensors")) for r in (ae, fresh, second))
+    for name in s:
+        source = a if name.startswith("encoder.") else f
+        assert torch.equal(s[name], source[name]), name
+    assert any(not torch.equal(a[n], f[n]) for n in a if n.startswith("encoder."))
+
+
+def test_init_from_unknown_module_is_a_clear_error(tmp_path):
+    from textvae.training.checkpoint import CheckpointError
+
+    ae = train(tiny_config(tmp_path, "ae", "train.max_steps=1"), progress=False)
+    with pytest.raises(CheckpointError, match="no module 'encodr'"):
+        train(tiny_config(tmp_path, "b", "train.max_steps=1", f"train.init_from={ae.final_dir}",
+                          "train.init_modules=[encodr]"), progress=False)

@@ -69,7 +69,7 @@ class DecoderConfig:
 class LatentConfig:
     """The bottleneck q(z|x) and its prior."""
 
-    type: str = "gaussian"  # a name in registry.LATENTS: gaussian, gumbel, joint
+    type: str = "gaussian"  # a name in registry.LATENTS: gaussian, gumbel, joint, none (a language model)
     size: int = 32  # Gaussian dimensions (gaussian, joint); unused by gumbel
     # categorical variables (gumbel, joint): one per entry, each with its own number of categories, e.g. [2, 3, 5, 10]
     category_sizes: list[int] = field(default_factory=list)
@@ -158,6 +158,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 50
+    # start from the weights of a model folder (e.g. an autoencoder, for Li et al. 2019's pretraining) instead of a
+    # fresh initialisation; init_modules keeps only the named top-level modules (e.g. [encoder]), [] takes all
+    init_from: Union[str, None] = None
+    init_modules: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,15 +1,14 @@
-"""dSentences benchmark: train small text VAEs with different bottlenecks and objectives, then print one table of
-reconstruction, KL and every disentanglement metric (mean and per factor), beside the ceiling a perfect text encoder
-reaches; write everything as JSON.
+"""dSentences benchmark: train text VAEs with different bottlenecks and objectives through the library trainer, then
+print one table of reconstruction, KL and every disentanglement metric (mean and per factor), beside the ceiling a
+perfect text encoder reaches; write everything as JSON.
 
-    python scripts/benchmarks/dsentences.py --steps 2000 --out runs/bench_dsentences.json
+    python scripts/benchmarks/dsentences.py --steps 3000 --out runs/bench_dsentences/results.json
 
-Models: an autoencoder (beta = 0), a VAE, beta-VAE, capacity-controlled VAE, beta-TCVAE (Gaussian latents), the
-discrete VAE with one categorical variable per factor (category sizes = the factors' numbers of values), and a joint
-VAE (Gaussian dimensions + categorical variables for the small factors).
-
-The training loop here is deliberately minimal (Adam, constant learning rate, no checkpoints) so the benchmark runs
-before the library trainer lands; it calls only ``model(batch, step)``, as the trainer does.
+Models: an autoencoder (beta = 0), a VAE, a free-bits VAE, beta-VAE, capacity-controlled VAE, beta-TCVAE (Gaussian
+latents), the discrete VAE with one categorical variable per factor (category sizes = the factors' numbers of
+values, as ``configs/dsentences_discrete.yaml``), and a joint VAE (Gaussian dimensions + categorical variables for the
+small factors). Every model shares the encoder/decoder sizes and word dropout; each trains with
+``textvae.training.train`` (the trainer of ``scripts/train_text_vae.py``), its run folder under ``--runs``.
 """
 
 from __future__ import annotations
@@ -24,56 +23,62 @@ import numpy as np
 import torch
 
 from textvae import TextVAE
-from textvae.config import DataConfig, from_dict, ModelConfig
+from textvae.config import Config, ModelConfig, from_dict
+from textvae.data.batching import SentenceDataset
 from textvae.data.dsentences import FACTORS_NUM_VALUES, DSentences
-from textvae.data.pipeline import make_loader, prepare_data
+from textvae.data.pipeline import PreparedData, prepare_data
 from textvae.evaluation.disentanglement import evaluate_disentanglement, format_scores, metric_ceilings, model_encode_fn
+from textvae.training.trainer import train
 
 GAUSSIAN = {"type": "gaussian", "size": 10}
+CATEGORICAL = {"temperature": 1.0, "temperature_min": 0.5, "temperature_anneal_rate": 5e-4}
 MODELS = {
     "ae": {"latent": GAUSSIAN, "objective": {"beta": 0.0}},
     "vae": {"latent": GAUSSIAN, "objective": {"beta": 1.0, "kl_schedule": "linear", "kl_warmup_steps": 1000}},
+    "free_bits": {"latent": GAUSSIAN, "objective": {"beta": 1.0, "free_bits": 1.0}},
     "beta_vae": {"latent": GAUSSIAN, "objective": {"beta": 4.0, "kl_schedule": "linear", "kl_warmup_steps": 1000}},
     "capacity": {"latent": GAUSSIAN, "objective": {"capacity": 15.0, "capacity_steps": 1500, "capacity_gamma": 10.0}},
     "tcvae": {"latent": GAUSSIAN, "objective": {"tcvae": True, "beta": 6.0, "tc_estimator": "mss",
                                                 "kl_schedule": "linear", "kl_warmup_steps": 1000}},
-    "discrete": {"latent": {"type": "gumbel", "category_sizes": FACTORS_NUM_VALUES, "temperature": 1.0,
-                            "temperature_min": 0.5, "temperature_anneal_rate": 5e-4},
+    "discrete": {"latent": {"type": "gumbel", "category_sizes": FACTORS_NUM_VALUES, **CATEGORICAL},
                  "objective": {"discrete_capacity": 10.0, "discrete_capacity_steps": 1500, "capacity_gamma": 10.0}},
-    "joint": {"latent": {"type": "joint", "size": 4, "category_sizes": FACTORS_NUM_VALUES[1:], "temperature": 1.0,
-                         "temperature_min": 0.5, "temperature_anneal_rate": 5e-4},
+    "joint": {"latent": {"type": "joint", "size": 4, "category_sizes": FACTORS_NUM_VALUES[1:], **CATEGORICAL},
               "objective": {"capacity": 8.0, "discrete_capacity": 5.0, "capacity_steps": 1500, "capacity_gamma": 10.0}},
 }
 
 
-def model_config(name: str, hidden: int, dataset_size: int) -> ModelConfig:
+def model_config(name: str, hidden: int, dataset_size: int, word_dropout: float = 0.0) -> ModelConfig:
+    """The benchmark's model ``name``: a small LSTM encoder/decoder around the bottleneck and objective above."""
     spec = json.loads(json.dumps(MODELS[name]))
     if spec["objective"].get("tcvae"):
         spec["objective"]["tc_dataset_size"] = dataset_size
     return from_dict(ModelConfig, {
         "encoder": {"type": "lstm", "embedding_size": 64, "hidden_size": hidden},
-        "decoder": {"type": "lstm", "embedding_size": 64, "hidden_size": hidden, "z_mode": "init+concat"},
+        "decoder": {"type": "lstm", "embedding_size": 64, "hidden_size": hidden, "z_mode": "init+concat",
+                    "word_dropout": word_dropout},
         "max_length": 12,
         **spec,
     }, prefix="model.")
 
 
-def train(model: TextVAE, loader, steps: int, lr: float) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses, step = [], 0
-    while step < steps:
-        for batch in loader:
-            out = model(batch, step)
-            opt.zero_grad()
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            losses.append(out.loss.item())
-            step += 1
-            if step >= steps:
-                break
-    return losses
+def run_config(name: str, args: argparse.Namespace, dataset_size: int) -> Config:
+    """One benchmark run as a trainer config."""
+    config = Config()
+    config.model = model_config(name, args.hidden, dataset_size, args.word_dropout)
+    config.data.corpus, config.data.data_dir, config.data.batch_size = "dsentences", args.data_dir, args.batch_size
+    tc = config.train
+    tc.output_dir = str(Path(args.runs) / name)
+    tc.max_steps, tc.learning_rate = args.steps, args.lr
+    tc.eval_every = tc.checkpoint_every = args.steps
+    tc.log_every = 100
+    config.seed = args.seed
+    return config
+
+
+def with_small_valid(data: PreparedData, size: int) -> PreparedData:
+    """The same data with the first ``size`` valid sentences only: validation during training stays cheap."""
+    datasets = dict(data.datasets, valid=SentenceDataset(data.datasets["valid"].token_ids[:size]))
+    return PreparedData(data.corpus, data.tokenizer, datasets, data.reports, data.kept_index)
 
 
 @torch.no_grad()
@@ -94,22 +99,28 @@ def reconstruction_and_kl(model: TextVAE, sentences: list[str], batch_size: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--word-dropout", type=float, default=0.3, help="decoder word dropout, every model")
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--valid-sentences", type=int, default=5000, help="validation during training")
     parser.add_argument("--eval-points", type=int, nargs=2, default=[10000, 5000], help="MIG/DCI/SAP train, test")
-    parser.add_argument("--score-points", type=int, nargs=2, default=[2000, 1000], help="beta-VAE/FactorVAE points")
+    parser.add_argument("--score-points", type=int, nargs=2, default=[10000, 5000],
+                        help="beta-VAE/FactorVAE train, eval points (disentanglement_lib: 10000, 5000)")
     parser.add_argument("--recon-sentences", type=int, default=2000)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/bench_dsentences.json")
+    parser.add_argument("--runs", default="runs/bench_dsentences", help="one trainer run folder per model here")
+    parser.add_argument("--out", default="runs/bench_dsentences/results.json")
+    parser.add_argument("--progress", action="store_true", help="the trainer's progress bar")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     data = DSentences(args.data_dir)
-    prepared = prepare_data(DataConfig(corpus="dsentences", data_dir=str(data.folder), batch_size=args.batch_size), 12)
-    loader = make_loader(prepared.datasets["train"], prepared.tokenizer, args.batch_size, shuffle=True, seed=args.seed)
+    args.data_dir = str(data.folder)
+    prepared = prepare_data(run_config("ae", args, 0).data, 12)
+    train_data = with_small_valid(prepared, args.valid_sentences)
     test_sentences = prepared.sentences("test")[: args.recon_sentences]
     metric_args = dict(num_train=args.eval_points[0], num_eval=args.eval_points[1], score_points=tuple(args.score_points),
                        seed=args.seed)
@@ -119,16 +130,15 @@ def main() -> None:
     results["ceiling"] = metric_ceilings(data, **metric_args)
     print("ceiling (oracle text encoder)\n" + format_scores(results["ceiling"]), flush=True)
     for name in args.models:
-        torch.manual_seed(args.seed)
-        model = TextVAE.from_config(model_config(name, args.hidden, len(prepared.datasets["train"])), prepared.tokenizer)
-        t0 = time.perf_counter()
-        losses = train(model, loader, args.steps, args.lr)
-        train_s = time.perf_counter() - t0
+        config = run_config(name, args, len(prepared.datasets["train"]))
+        run = train(config, data=train_data, progress=args.progress)
+        model = TextVAE.from_pretrained(run.final_dir)
+        train_s = run.seconds
         summary = reconstruction_and_kl(model, test_sentences)
         encode_fn, categorical = model_encode_fn(model)
         metrics = evaluate_disentanglement(encode_fn, data, categorical=categorical, **metric_args)
-        results[name] = {"train_seconds": train_s, "final_loss": float(np.mean(losses[-50:])), **summary, **metrics}
-        print(f"\n{name}: loss {results[name]['final_loss']:.2f}, exact match {summary['exact_match']:.3f}, "
+        results[name] = {"train_seconds": train_s, "valid": run.valid, **summary, **metrics}
+        print(f"\n{name}: valid ELBO {run.valid['elbo']:.2f}, exact match {summary['exact_match']:.3f}, "
               f"token acc {summary['token_accuracy']:.3f}, KL {summary['kl']:.2f}, trained {train_s:.0f}s\n"
               + format_scores(metrics), flush=True)
     results["seconds"] = time.perf_counter() - start

@@ -52,8 +52,9 @@ class TextVAE(BaseVAE):
     def __init__(self, config: ModelConfig, tokenizer) -> None:
         super().__init__(config, tokenizer)
         vocab = tokenizer.vocab_size
-        self.encoder = build_encoder(vocab, config.encoder, pad_id=tokenizer.pad_id)
-        self.latent = build_latent(self.encoder.output_size, config.latent)
+        # with no latent (a language model) there is nothing to encode
+        self.encoder = None if config.latent.type == "none" else build_encoder(vocab, config.encoder, tokenizer.pad_id)
+        self.latent = build_latent(self.encoder.output_size if self.encoder else 0, config.latent)
         self.decoder = build_decoder(
             vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id
         )
@@ -66,6 +67,8 @@ class TextVAE(BaseVAE):
 
     def posterior(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.distributions.Distribution:
         """q(z|x) for a padded batch."""
+        if self.encoder is None:
+            return self.latent.posterior(self.decoder.embedding.weight.new_zeros(input_ids.size(0), 0))
         return self.latent.posterior(self.encoder(input_ids, lengths))
 
     def reconstruction_nll(self, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

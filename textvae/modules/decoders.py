@@ -36,8 +36,9 @@ class RNNDecoder(nn.Module):
         self.config = config
         self.pad_id, self.unk_id = pad_id, unk_id
         self.is_lstm = config.type == "lstm"
-        self.use_init = "init" in config.z_mode
-        self.use_concat = "concat" in config.z_mode
+        # with no latent (z_size 0) the decoder is a plain language model starting from a zero state
+        self.use_init = "init" in config.z_mode and z_size > 0
+        self.use_concat = "concat" in config.z_mode and z_size > 0
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=pad_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = RNN_CLASSES[config.type](

@@ -105,6 +105,23 @@ class GaussianLatent(Latent):
         return q.loc
 
 
+@LATENTS.register("none")
+class NoLatent(GaussianLatent):
+    """No latent variable: z has zero dimensions, so the sentence VAE is its decoder alone, a language model with
+    exact likelihood (KL 0, every importance weight equal). The baseline row of the PTB table."""
+
+    def __init__(self, input_size: int, config: LatentConfig) -> None:
+        Latent.__init__(self)
+        self.size = self.code_size = 0
+
+    def posterior(self, h: torch.Tensor) -> Normal:
+        empty = h.new_zeros(h.size(0), 0)
+        return Normal(empty, empty + 1.0, validate_args=False)
+
+    def sample_prior(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.zeros(n, 0, device=device)
+
+
 class CategoricalPosterior(Distribution):
     """Independent categorical variables with different numbers of categories, as one distribution over the
     concatenation of their one-hot codes. ``logits``: (B, sum(category_sizes)), unnormalised per variable."""

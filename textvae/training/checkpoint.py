@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -75,8 +75,9 @@ def read_config(folder: "str | Path") -> dict:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
 
 
-def load_weights(model: torch.nn.Module, folder: "str | Path") -> None:
-    """Load ``model.safetensors`` into ``model``, failing with the mismatched names and shapes, not a torch trace."""
+def load_weights(model: torch.nn.Module, folder: "str | Path", modules: Sequence[str] = ()) -> None:
+    """Load ``model.safetensors`` into ``model``, failing with the mismatched names and shapes, not a torch trace.
+    ``modules``: load only these top-level modules (e.g. ``["encoder"]``) and leave the rest as they are."""
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():
         raise CheckpointError(f"model folder {folder} has no {WEIGHTS_NAME}")
@@ -85,6 +86,14 @@ def load_weights(model: torch.nn.Module, folder: "str | Path") -> None:
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path} cannot be read as safetensors: {exc}") from None
     expected = model.state_dict()
+    if modules:
+        known = {name.split(".")[0] for name in expected}
+        unknown = [m for m in modules if m not in known]
+        if unknown:
+            raise CheckpointError(f"no module {', '.join(map(repr, unknown))} in the model; it has {', '.join(sorted(known))}")
+        wanted = tuple(f"{m}." for m in modules)
+        expected = {k: v for k, v in expected.items() if k.startswith(wanted)}
+        stored = {k: v for k, v in stored.items() if k.startswith(wanted)}
     problems = []
     for name, tensor in expected.items():
         if name not in stored:

@@ -23,12 +23,14 @@ from tqdm.auto import tqdm
 
 from ..config import Config, TrainConfig, save_config
 from ..data.pipeline import PreparedData, make_loader, prepare_data
+from ..data.tokenization import load_tokenizer
 from ..evaluation.latent_stats import active_units_from_means
 from ..models.base import BaseVAE
 from .checkpoint import (
     TRAINER_STATE_NAME,
     checkpoint_name,
     latest_checkpoint,
+    load_weights,
     prune_checkpoints,
     read_trainer_state,
     write_json,
@@ -224,8 +226,12 @@ def train(
     main = accelerator.is_main_process
 
     if data is None:
-        data = prepare_data(config.data, config.model.max_length)
+        # weights from another model folder come with its vocabulary: token ids must mean the same words
+        tokenizer = load_tokenizer(tc.init_from) if tc.init_from else None
+        data = prepare_data(config.data, config.model.max_length, tokenizer=tokenizer)
     model = BaseVAE.from_config(config, data.tokenizer)
+    if tc.init_from:
+        load_weights(model, tc.init_from, tc.init_modules)  # a resumed run then overwrites them with its own
     optimizer = build_optimizer(model, tc)
     sampler_seed = config.seed
     train_loader = make_loader(

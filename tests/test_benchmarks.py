@@ -1,0 +1,38 @@
+"""The benchmark scripts' experiment definitions stay valid (their full runs need ../shared data and hours)."""
+
+import importlib.util
+from pathlib import Path
+
+from textvae.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "scripts" / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_ptb_row_is_a_valid_config_with_a_budget_scaled_schedule():
+    ptb = load_script("ptb")
+    rows = ptb.variants(400)
+    assert {"lstm_lm", "annealing", "cyclical", "free_bits", "ae_free_bits", "capacity", "word_dropout"} <= set(rows)
+    for name, (config_file, overrides) in rows.items():
+        config = load_config(ptb.CONFIGS / config_file, [*overrides, "train.max_steps=400"])
+        objective = config.model.objective
+        assert config.model.latent.size == 32 and config.model.decoder.hidden_size == 256, name
+        if objective.kl_schedule == "linear" and config.model.latent.type != "none":
+            assert objective.kl_warmup_steps == 100, name
+        if objective.kl_schedule == "cyclical":
+            assert objective.kl_total_steps == 400, name
+    assert load_config(ptb.CONFIGS / rows["lstm_lm"][0], rows["lstm_lm"][1]).model.latent.type == "none"
+
+
+def test_ptb_table_lists_our_rows_beside_the_published_ones():
+    ptb = load_script("ptb")
+    row = {"ppl": 120.5, "mi": 1.5, "au": 7, "kl": 2.0, "nll": 105.0}
+    table = ptb.format_table({"rows": {"annealing": row}})
+    assert "| annealing | 120.50 | 1.50 | 7 | 2.00 | 105.00 | 101.40 / 0.00 / 0 / 0.00 / 101.20 |" in table
+    assert "lstm_lm (not run)" in table
