@@ -28,7 +28,8 @@ class InputError(ValueError):
 class VAEOutput:
     """What a forward pass returns: the scalar loss and its named terms.
 
-    Shapes: ``rec``, ``kl``: (B,) per sentence, in nats; ``kl_per_dim``: (B, D); ``z``: (B, D).
+    Shapes: ``rec``, ``kl``: (B,) per sentence, in nats; ``kl_per_dim``: (B, D); ``z``: (B, D); ``z_mean``: (B, D),
+    the posterior's mean or mode (``Latent.mode``, no gradient), which validation reads for active units.
     """
 
     loss: torch.Tensor
@@ -39,6 +40,7 @@ class VAEOutput:
     capacity: Optional[float]
     num_tokens: torch.Tensor  # predicted tokens in the batch (words + one <eos> per sentence)
     z: Optional[torch.Tensor] = None
+    z_mean: Optional[torch.Tensor] = None
 
     @property
     def elbo(self) -> torch.Tensor:

@@ -113,7 +113,9 @@ def evaluate_loader(model: BaseVAE, loader, au_threshold: float = 0.01) -> dict:
         kl += float(out.kl.sum())
         tokens += float(out.num_tokens)
         sentences += out.rec.numel()
-        means.append(model.latent.mode(model.posterior(batch["input_ids"], batch["lengths"])).float().cpu())
+        if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
+            out.z_mean = model.latent.mode(model.posterior(batch["input_ids"], batch["lengths"]))
+        means.append(out.z_mean.float().cpu())
     model.train(was_training)
     means = torch.cat(means)
     active = active_units_from_means(means, au_threshold) if len(means) > 1 else 0
