@@ -50,6 +50,8 @@ def mutual_information_from_posteriors(
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     if not posteriors:
         raise ValueError("no posteriors given")
+    if latent.code_size == 0:
+        return 0.0  # no latent variable (a language model): z carries nothing about x
     with torch.no_grad():
         sizes = [_batch_size(latent, q) for q in posteriors]
         total = sum(sizes)

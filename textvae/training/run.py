@@ -70,6 +70,11 @@ def print_summary(result, data) -> None:
         f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/sentence (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
         f"PPL <= {v['ppl_bound']:.2f}, active units {v['active_units']}/{model.latent.code_size}"
     )
+    if model.latent.code_size == 0:
+        print("\nsamples (a language model: no latent variable to reconstruct from or interpolate through):")
+        for sample in model.sample(3, seed=0, strategy="sample"):
+            print(f"  {sample}")
+        return
     sentences = data.sentences("test")[:3]
     print("\nreconstructions (test sentence -> greedy decode of the posterior mean):")
     for source, rebuilt in zip(sentences, model.reconstruct(sentences)):
