@@ -52,10 +52,11 @@ class TextVAE(BaseVAE):
     def __init__(self, config: ModelConfig, tokenizer) -> None:
         super().__init__(config, tokenizer)
         vocab = tokenizer.vocab_size
-        self.encoder = build_encoder(vocab, config.encoder, pad_id=tokenizer.pad_id)
+        self.encoder = build_encoder(vocab, config.encoder, pad_id=tokenizer.pad_id, tokenizer=tokenizer)
         self.latent = build_latent(self.encoder.output_size, config.latent)
         self.decoder = build_decoder(
-            vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id
+            vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id,
+            tokenizer=tokenizer,
         )
         objective = config.objective
         if objective.tcvae:

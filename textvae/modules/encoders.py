@@ -1,6 +1,8 @@
-"""Sequence encoders: token ids and lengths -> one vector h per sentence."""
+"""Sequence encoders: token ids and lengths -> one vector h per sentence. RNNs (LSTM/GRU) and a transformer."""
 
 from __future__ import annotations
+
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -8,6 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..config import EncoderConfig
 from ..registry import ENCODERS
+from .transformer import Block, Pooling, build_positions, init_weights
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -51,6 +54,54 @@ class RNNEncoder(nn.Module):
         return last_layer.transpose(0, 1).reshape(input_ids.size(0), self.output_size)
 
 
-def build_encoder(vocab_size: int, config: EncoderConfig, pad_id: int = 0) -> nn.Module:
-    """The encoder named by ``config.type``."""
-    return ENCODERS.get(config.type)(vocab_size, config, pad_id=pad_id)
+def real_tokens(input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool, True at the first ``lengths`` positions of each row (the rest is padding)."""
+    positions = torch.arange(input_ids.size(1), device=input_ids.device)
+    return positions.unsqueeze(0) < lengths.to(input_ids.device).unsqueeze(1)
+
+
+@ENCODERS.register("transformer")
+class TransformerEncoder(nn.Module):
+    """Pre-norm transformer over the sentence (``num_layers`` blocks of ``hidden_size``, ``num_heads`` heads),
+    learned or sinusoidal positions; padding is masked out of attention and pooling (``pooling``: mean, first,
+    attention), so a padded sentence encodes exactly as the sentence alone."""
+
+    def __init__(self, vocab_size: int, config: EncoderConfig, pad_id: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        size = config.hidden_size
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=pad_id)
+        self.embedding_projection = (
+            nn.Linear(config.embedding_size, size) if config.embedding_size != size else nn.Identity()
+        )
+        self.positions = build_positions(config.positions, config.max_positions, size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(size, config.num_heads, config.feedforward_size, config.dropout) for _ in range(config.num_layers)
+        )
+        self.norm = nn.LayerNorm(size)
+        self.pool = Pooling(config.pooling, size)
+        self.output_size = size
+        init_weights(self)
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and (B,) lengths -> (B, hidden_size)."""
+        length = input_ids.size(1)
+        if length > self.config.max_positions:
+            raise ValueError(f"a batch of {length} tokens is longer than model.encoder.max_positions "
+                             f"({self.config.max_positions})")
+        keep = real_tokens(input_ids, lengths)
+        positions = torch.arange(length, device=input_ids.device)
+        x = self.dropout(self.embedding_projection(self.embedding(input_ids)) + self.positions(positions))
+        mask = keep[:, None, None, :]  # (B, 1, 1, T): every query sees the real tokens only
+        for block in self.blocks:
+            x, _ = block(x, mask=mask)
+        return self.pool(self.norm(x), keep)
+
+
+def build_encoder(vocab_size: int, config: EncoderConfig, pad_id: int = 0, tokenizer: Optional[Any] = None) -> nn.Module:
+    """The encoder named by ``config.type``; encoders that read text themselves (``uses_tokenizer``) get the
+    model's tokenizer."""
+    cls = ENCODERS.get(config.type)
+    extra = {"tokenizer": tokenizer} if getattr(cls, "uses_tokenizer", False) else {}
+    return cls(vocab_size, config, pad_id=pad_id, **extra)
