@@ -249,6 +249,105 @@ class TransformerDecoder(nn.Module):
         return state.select(index)
 
 
+@dataclass
+class PretrainedState:
+    """Incremental state of a ``PretrainedDecoder``: the Hugging Face key/value cache (z's memory first) and the
+    position of the next token."""
+
+    cache: Any
+    position: int
+
+
+@DECODERS.register("pretrained")
+class PretrainedDecoder(nn.Module):
+    """A Hugging Face causal language model (GPT-2 style) from the local folder ``path``, conditioned on z as
+    Optimus does (Li et al. 2020). ``memory``: z becomes ``memory_slots`` extra keys and values at every layer,
+    placed in the cache before the sentence (``past_key_values``), that every position attends to; ``embedding``:
+    a projection of z is added to every input embedding. The model's tokenizer must be the checkpoint's own
+    (``data.tokenizer: {type: pretrained, path: <the decoder's path>}``): the decoder predicts its vocabulary."""
+
+    uses_tokenizer = True
+
+    def __init__(
+        self, vocab_size: int, z_size: int, config: DecoderConfig, pad_id: int = 0, unk_id: int = 3, tokenizer: Any = None
+    ) -> None:
+        from transformers import AutoModelForCausalLM
+
+        from .pretrained import load_backbone, same_vocabulary
+
+        super().__init__()
+        modes = check_z_mode(config, PRETRAINED_Z_MODES)
+        self.config = config
+        self.pad_id, self.unk_id, self.vocab_size = pad_id, unk_id, vocab_size
+        self.lm, self.backbone_tokenizer = load_backbone("decoder", config.path, AutoModelForCausalLM)
+        if tokenizer is not None and not same_vocabulary(tokenizer, self.backbone_tokenizer):
+            raise ConfigError(f"model.decoder.path {config.path}: a pretrained decoder predicts its checkpoint's own "
+                              "tokens; set data.tokenizer to {type: pretrained, path: <the same folder>}")
+        self.body = self.lm.base_model
+        hf = self.lm.config
+        size = hf.hidden_size
+        self.num_layers = hf.num_hidden_layers
+        self.kv_heads = getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads
+        self.head_size = getattr(hf, "head_dim", None) or size // hf.num_attention_heads
+        if "memory" in modes and config.memory_slots < 1:
+            raise ConfigError(f"model.decoder.memory_slots must be at least 1 in z_mode {config.z_mode!r}")
+        self.memory_slots = config.memory_slots if "memory" in modes else 0
+        kv_size = self.memory_slots * self.kv_heads * self.head_size
+        self.z_to_memory = nn.Linear(z_size, self.num_layers * 2 * kv_size) if self.memory_slots else None
+        self.z_to_embedding = nn.Linear(z_size, size) if "embedding" in modes else None
+
+    def _memory(self, z: torch.Tensor) -> Any:
+        """A fresh key/value cache holding z's memory slots at every layer (empty without ``memory``)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        if self.z_to_memory is not None:
+            # (N, layers * 2 * slots * heads * d) -> per layer keys and values (N, heads, slots, d)
+            kv = self.z_to_memory(z).view(z.size(0), self.num_layers, 2, self.memory_slots, self.kv_heads, self.head_size)
+            kv = kv.permute(1, 2, 0, 4, 3, 5)
+            for layer in range(self.num_layers):
+                cache.update(kv[layer, 0], kv[layer, 1], layer)
+        return cache
+
+    def _run(self, input_ids: torch.Tensor, z: torch.Tensor, cache: Any, start: int) -> torch.Tensor:
+        """Final hidden states (N, T, H) of tokens at positions ``start``.., after what ``cache`` holds."""
+        x = self.lm.get_input_embeddings()(input_ids)
+        if self.z_to_embedding is not None:
+            x = x + self.z_to_embedding(z).unsqueeze(1).to(x.dtype)
+        positions = torch.arange(start, start + input_ids.size(1), device=input_ids.device).unsqueeze(0)
+        return self.body(inputs_embeds=x, past_key_values=cache, position_ids=positions, use_cache=True).last_hidden_state
+
+    def forward(self, input_ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced hidden states: (N, T) inputs and (N, D) z -> (N, T, hidden)."""
+        if self.training:
+            input_ids = word_dropout(input_ids, self.config.word_dropout, self.unk_id, self.pad_id)
+        return self._run(input_ids, z, self._memory(z), 0)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states -> logits over the tokenizer's ids (a checkpoint may pad its output layer beyond them)."""
+        return self.lm.get_output_embeddings()(hidden)[..., : self.vocab_size]
+
+    def initial_state(self, z: torch.Tensor) -> PretrainedState:
+        return PretrainedState(self._memory(z), 0)
+
+    def step(self, tokens: torch.Tensor, z: torch.Tensor, state: PretrainedState) -> tuple[torch.Tensor, PretrainedState]:
+        """One generation step: (N,) previous tokens -> (N, V) logits; the cache grows by one position in place."""
+        hidden = self._run(tokens.unsqueeze(1), z, state.cache, state.position)
+        return self.project(hidden[:, 0]), PretrainedState(state.cache, state.position + 1)
+
+    @staticmethod
+    def select_state(state: PretrainedState, index: torch.Tensor) -> PretrainedState:
+        """Reorder or subset the cache along the batch (in place: callers drop the old state)."""
+        state.cache.batch_select_indices(index)
+        return state
+
+    def save_backbone(self, folder: Any) -> None:
+        """Write the checkpoint's config and tokenizer (the model folder's safetensors hold the weights)."""
+        from .pretrained import save_backbone
+
+        save_backbone(folder, "decoder", self.lm, self.backbone_tokenizer)
+
+
 class RecomputingDecoder(nn.Module):
     """A decoder without incremental state: every ``step`` reruns the wrapped decoder over all tokens so far. The
     reference that cached decoding must equal, and the baseline of the generation benchmark."""
