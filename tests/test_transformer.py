@@ -190,3 +190,19 @@ def test_tied_embeddings_share_one_matrix():
     assert decoder.output.weight is decoder.embedding.weight
     with pytest.raises(ConfigError, match="tie_embeddings"):
         build_decoder(20, 3, decoder_config(tie_embeddings=True, embedding_size=8))
+
+
+def test_generation_benchmark_runs_with_tiny_arguments(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks" / "generation.py"
+    spec = importlib.util.spec_from_file_location("bench_generation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "generation.json"
+    assert bench.main(["--sentences", "4", "--batch-size", "2", "--length", "3", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["identical_outputs"] and set(report["results"]) == {"cached", "recomputed"}
+    assert "sentences/s" in capsys.readouterr().out
