@@ -42,7 +42,7 @@ def _as_id_list(ids: Any) -> list[int]:
 
 
 class Tokenizer(abc.ABC):
-    """Text <-> ids. Subclasses implement the backend; the special ids are fixed at 0..3."""
+    """Text <-> ids. Subclasses implement the backend; the special ids are 0..3 unless a backend keeps its own."""
 
     type_name: str = ""
     pad_id: int = PAD_ID
@@ -472,6 +472,11 @@ def load_hf_tokenizer(folder: PathLike) -> Any:
         raise TokenizerError(f"cannot load the tokenizer in {folder}: {exc}") from None
 
 
+def _first_id(*ids: "int | None") -> "int | None":
+    """The first id that is set."""
+    return next((int(i) for i in ids if i is not None), None)
+
+
 @TOKENIZERS.register("pretrained")
 class PretrainedTokenizer(Tokenizer):
     """The tokenizer of a Hugging Face checkpoint (``data.tokenizer.path``, a local folder), unchanged: its vocabulary
@@ -479,7 +484,8 @@ class PretrainedTokenizer(Tokenizer):
 
     Specials: ``<bos>`` is the checkpoint's bos token, else its cls token ([CLS] for BERT); ``<eos>`` its eos token,
     else its sep token ([SEP]); ``<pad>`` and ``<unk>`` fall back to ``<eos>`` when missing. GPT-2 so uses
-    <|endoftext|> for all four, as it was trained; lengths, not pad ids, mark where sentences end. Saved as
+    <|endoftext|> for all four, as it was trained (word dropout masks with it too); lengths, not pad ids, mark
+    where sentences end, and no token is added, so the checkpoint's embeddings fit unchanged. Saved as
     ``tokenizer_config.json`` plus the Hugging Face files in ``hf_tokenizer/``, so a model folder needs no checkpoint.
     """
 
@@ -490,14 +496,13 @@ class PretrainedTokenizer(Tokenizer):
         self.hf = hf_tokenizer
         self.path = path
         tok = hf_tokenizer
-        first = lambda *ids: next((i for i in ids if i is not None), None)  # noqa: E731
-        eos = first(tok.eos_token_id, tok.sep_token_id)
+        eos = _first_id(tok.eos_token_id, tok.sep_token_id)
         if eos is None:
             raise TokenizerError(f"the tokenizer of {path} has no eos or sep token: textvae needs one to end sentences")
-        self.eos_id = int(eos)
-        self.bos_id = int(first(tok.bos_token_id, tok.cls_token_id, eos))
-        self.pad_id = int(first(tok.pad_token_id, eos))
-        self.unk_id = int(first(tok.unk_token_id, eos))
+        self.eos_id = eos
+        self.bos_id = _first_id(tok.bos_token_id, tok.cls_token_id, eos)
+        self.pad_id = _first_id(tok.pad_token_id, eos)
+        self.unk_id = _first_id(tok.unk_token_id, eos)
         self._size = len(tok)
 
     @property

@@ -9,6 +9,7 @@ new position per call; ``select_state(state, index)`` reorders or subsets the st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -129,7 +130,11 @@ class TransformerState:
     position: int
 
     def select(self, index: torch.Tensor) -> "TransformerState":
-        pick = lambda kv: None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))  # noqa: E731
+        """The state of batch rows ``index`` (reordered or a subset)."""
+
+        def pick(kv: Optional[KV]) -> Optional[KV]:
+            return None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+
         return TransformerState([pick(kv) for kv in self.self_kv], [pick(kv) for kv in self.memory_kv], self.position)
 
 
@@ -283,7 +288,6 @@ class PretrainedDecoder(nn.Module):
         if tokenizer is not None and not same_vocabulary(tokenizer, self.backbone_tokenizer):
             raise ConfigError(f"model.decoder.path {config.path}: a pretrained decoder predicts its checkpoint's own "
                               "tokens; set data.tokenizer to {type: pretrained, path: <the same folder>}")
-        self.body = self.lm.base_model
         hf = self.lm.config
         size = hf.hidden_size
         self.num_layers = hf.num_hidden_layers
@@ -315,7 +319,8 @@ class PretrainedDecoder(nn.Module):
         if self.z_to_embedding is not None:
             x = x + self.z_to_embedding(z).unsqueeze(1).to(x.dtype)
         positions = torch.arange(start, start + input_ids.size(1), device=input_ids.device).unsqueeze(0)
-        return self.body(inputs_embeds=x, past_key_values=cache, position_ids=positions, use_cache=True).last_hidden_state
+        body = self.lm.base_model  # the network under the language-model head (GPT2Model in GPT2LMHeadModel)
+        return body(inputs_embeds=x, past_key_values=cache, position_ids=positions, use_cache=True).last_hidden_state
 
     def forward(self, input_ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Teacher-forced hidden states: (N, T) inputs and (N, D) z -> (N, T, hidden)."""
@@ -341,7 +346,7 @@ class PretrainedDecoder(nn.Module):
         state.cache.batch_select_indices(index)
         return state
 
-    def save_backbone(self, folder: Any) -> None:
+    def save_backbone(self, folder: Path) -> None:
         """Write the checkpoint's config and tokenizer (the model folder's safetensors hold the weights)."""
         from .pretrained import save_backbone
 

@@ -3,6 +3,7 @@ here, and pretrained Hugging Face encoders (BERT style) loaded from a local fold
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -147,7 +148,7 @@ class PretrainedEncoder(nn.Module):
         states = self.backbone(input_ids=input_ids, attention_mask=keep.long()).last_hidden_state
         return self.pool(states, keep)
 
-    def save_backbone(self, folder: "str | Any") -> None:
+    def save_backbone(self, folder: Path) -> None:
         """Write the checkpoint's config and tokenizer (not its weights: the model folder's safetensors hold them)."""
         from .pretrained import save_backbone
 
