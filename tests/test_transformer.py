@@ -103,6 +103,18 @@ def end_rows_at_different_steps(model, z, max_length):
     raise AssertionError("no <eos> bias gives rows of different lengths")
 
 
+def test_without_a_latent_the_decoder_is_a_plain_language_model():
+    torch.manual_seed(0)
+    decoder = build_decoder(30, 0, decoder_config("memory+prefix+embedding")).eval()
+    assert decoder.z_to_memory is decoder.z_to_prefix is decoder.z_to_embedding is None
+    ids, z = torch.randint(4, 30, (2, 5)), torch.zeros(2, 0)
+    with torch.no_grad():
+        full, state = decoder.project(decoder(ids, z)), decoder.initial_state(z)
+        for t in range(ids.size(1)):
+            logits, state = decoder.step(ids[:, t], z, state)
+            assert torch.allclose(logits, full[:, t], atol=1e-5)
+
+
 @pytest.mark.parametrize("z_mode", ["memory", "prefix+embedding"])
 def test_greedy_and_beam_with_the_cache_equal_decoding_without_it(tokenizer, z_mode):
     model = transformer_model(tokenizer, z_mode)

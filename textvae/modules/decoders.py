@@ -151,6 +151,8 @@ class TransformerDecoder(nn.Module):
     def __init__(self, vocab_size: int, z_size: int, config: DecoderConfig, pad_id: int = 0, unk_id: int = 3) -> None:
         super().__init__()
         modes = check_z_mode(config, TRANSFORMER_Z_MODES)
+        if z_size == 0:  # no latent: z enters nowhere and the decoder is a plain language model
+            modes = set()
         self.config = config
         self.pad_id, self.unk_id = pad_id, unk_id
         size = self.size = config.hidden_size
@@ -282,6 +284,8 @@ class PretrainedDecoder(nn.Module):
 
         super().__init__()
         modes = check_z_mode(config, PRETRAINED_Z_MODES)
+        if z_size == 0:  # no latent: the checkpoint's language model as it is
+            modes = set()
         self.config = config
         self.pad_id, self.unk_id, self.vocab_size = pad_id, unk_id, vocab_size
         self.lm, self.backbone_tokenizer = load_backbone("decoder", config.path, AutoModelForCausalLM)
@@ -300,6 +304,11 @@ class PretrainedDecoder(nn.Module):
         self.z_to_memory = nn.Linear(z_size, self.num_layers * 2 * kv_size) if self.memory_slots else None
         self.z_to_embedding = nn.Linear(z_size, size) if "embedding" in modes else None
 
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The checkpoint's input embedding (as ``embedding`` of the other decoders)."""
+        return self.lm.get_input_embeddings()
+
     def _memory(self, z: torch.Tensor) -> Any:
         """A fresh key/value cache holding z's memory slots at every layer (empty without ``memory``)."""
         from transformers import DynamicCache
@@ -315,7 +324,7 @@ class PretrainedDecoder(nn.Module):
 
     def _run(self, input_ids: torch.Tensor, z: torch.Tensor, cache: Any, start: int) -> torch.Tensor:
         """Final hidden states (N, T, H) of tokens at positions ``start``.., after what ``cache`` holds."""
-        x = self.lm.get_input_embeddings()(input_ids)
+        x = self.embedding(input_ids)
         if self.z_to_embedding is not None:
             x = x + self.z_to_embedding(z).unsqueeze(1).to(x.dtype)
         positions = torch.arange(start, start + input_ids.size(1), device=input_ids.device).unsqueeze(0)
