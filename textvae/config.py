@@ -32,37 +32,63 @@ def choice(default: Any, *choices: Any) -> Any:
 class TokenizerConfig:
     """Which tokenizer to train on the training split, and its size."""
 
-    type: str = choice("word", "word", "bpe", "wordpiece", "sentencepiece")
+    type: str = choice("word", "word", "bpe", "wordpiece", "sentencepiece", "pretrained")
     vocab_size: int = 10000  # the maximum for word-level vocabularies, the target for subword ones
     min_count: int = 1  # word-level: words seen fewer times become <unk>
     lowercase: bool = False
+    path: Union[str, None] = None  # pretrained: a local Hugging Face checkpoint folder whose tokenizer is used as is
 
 
 @dataclass
 class EncoderConfig:
-    """Sequence encoder: x -> h, which the latent turns into q(z|x)."""
+    """Sequence encoder: x -> h, which the latent turns into q(z|x). RNNs (lstm, gru) read the first block of keys,
+    transformers also the second, pretrained encoders ``path`` and ``pooling``."""
 
-    type: str = "lstm"  # a name in registry.ENCODERS
+    type: str = "lstm"  # a name in registry.ENCODERS: lstm, gru, transformer, pretrained
     embedding_size: int = 256
-    hidden_size: int = 256
+    hidden_size: int = 256  # transformer: the model width (embeddings are projected to it if embedding_size differs)
     num_layers: int = 1
     bidirectional: bool = False
-    dropout: float = 0.0  # on embeddings and between layers
+    dropout: float = 0.0  # on embeddings and between layers (transformer: also attention and residual branches)
+    # transformer
+    num_heads: int = 4
+    feedforward_size: int = 1024
+    max_positions: int = 512
+    positions: str = choice("learned", "learned", "sinusoidal")
+    pooling: str = choice("mean", "mean", "first", "attention")  # how token states become h (also pretrained)
+    # pretrained: a local Hugging Face checkpoint folder (config.json + weights), e.g. a downloaded bert-base-uncased
+    path: Union[str, None] = None
 
 
 @dataclass
 class DecoderConfig:
-    """Autoregressive decoder p(x|z); ``z_mode`` says where z enters."""
+    """Autoregressive decoder p(x|z); ``z_mode`` says where z enters, and each decoder type takes its own modes:
+    RNNs init, concat, init+concat; transformer memory, prefix, embedding and their '+' combinations; pretrained
+    memory, embedding, memory+embedding (Optimus)."""
 
-    type: str = "lstm"  # a name in registry.DECODERS
+    type: str = "lstm"  # a name in registry.DECODERS: lstm, gru, transformer, pretrained
     embedding_size: int = 256
-    hidden_size: int = 256
+    hidden_size: int = 256  # transformer: the model width
     num_layers: int = 1
-    z_mode: str = choice("init+concat", "init", "concat", "init+concat")
+    z_mode: str = choice(
+        "init+concat", "init", "concat", "init+concat",
+        "memory", "prefix", "embedding", "memory+prefix", "memory+embedding", "prefix+embedding",
+        "memory+prefix+embedding",
+    )
     word_dropout: float = 0.0  # fraction of input tokens (never the first) replaced by <unk> in training
     embedding_dropout: float = 0.0
     output_dropout: float = 0.0
     tie_embeddings: bool = False  # share input embedding and output projection (needs embedding_size == hidden_size)
+    # transformer
+    num_heads: int = 4
+    feedforward_size: int = 1024
+    dropout: float = 0.0  # attention weights, residual branches and the feed-forward hidden layer
+    max_positions: int = 512
+    positions: str = choice("learned", "learned", "sinusoidal")
+    memory_slots: int = 1  # memory mode: z becomes this many vectors that cross-attention reads (pretrained: per layer)
+    prefix_slots: int = 1  # prefix mode: z becomes this many embeddings placed before <bos>
+    # pretrained: a local Hugging Face causal LM folder (config.json + weights), e.g. a downloaded gpt2
+    path: Union[str, None] = None
 
 
 @dataclass

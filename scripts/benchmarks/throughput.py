@@ -1,9 +1,11 @@
-"""Training throughput of the PTB LSTM VAE: tokens/s, model FLOP utilisation against this machine's measured fp32
-matrix-multiply rate, and peak memory; beside it, in the same run, a bare PyTorch LSTM VAE step on fixed-length
-random batches (the floor a library should not fall below).
+"""Training throughput of a PTB VAE (the LSTM one by default, ``--config`` for another): tokens/s, model FLOP
+utilisation against this machine's measured fp32 matrix-multiply rate, and peak memory; beside it, in the same run,
+a bare PyTorch VAE of the same shape (LSTM, or transformer layers from ``torch.nn``) on fixed-length random batches
+(the floor a library should not fall below). FLOPs are counted analytically from the config.
 
     python scripts/benchmarks/throughput.py --data-dir ../shared/data/ptb --json throughput.json
     python scripts/benchmarks/throughput.py --epoch          # also one full PTB epoch through the trainer
+    python scripts/benchmarks/throughput.py --config configs/ptb_transformer_vae.yaml
 
 Benchmark on a quiet machine: anything else running halves these figures.
 """
@@ -65,18 +67,73 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def rnn_flops_per_token(kind: str, input_size: int, hidden: int, layers: int, directions: int = 1) -> float:
+    """Forward FLOPs of an LSTM (4 gates) or GRU (3 gates) stack for one token."""
+    gates = 4 if kind == "lstm" else 3
+    sizes = [input_size] + [hidden * directions] * (layers - 1)
+    return float(sum(2 * gates * hidden * (size + hidden) * directions for size in sizes))
+
+
+def transformer_flops(tokens: np.ndarray, size: int, feedforward: int, layers: int, causal: bool, extra_keys: int = 0,
+                      memory: int = 0) -> np.ndarray:
+    """Forward FLOPs of transformer blocks over sentences of ``tokens`` positions: projections and feed-forward per
+    position, attention scores and weighted values per (query, key) pair (each position sees every position, or
+    itself and those before it plus ``extra_keys`` prefix positions when ``causal``), and cross-attention to
+    ``memory`` slots (queries and outputs per position, keys and values per slot)."""
+    per_position = 2 * 4 * size * size + 2 * 2 * size * feedforward
+    pairs = tokens * (tokens + 1) / 2 + tokens * extra_keys if causal else tokens * tokens
+    flops = layers * (tokens * per_position + 4 * size * pairs)
+    if memory:
+        flops = flops + layers * (tokens * (2 * 2 * size * size + 4 * size * memory) + memory * 2 * 2 * size * size)
+    return flops
+
+
+def encoder_flops(words: np.ndarray, e, z_size: int) -> np.ndarray:
+    """Encoder forward FLOPs per sentence: it reads n + 2 tokens (<bos> .. <eos>); then the posterior projection."""
+    tokens = words + 2
+    posterior = 2 * 2 * z_size
+    if e.type in ("lstm", "gru"):
+        directions = 2 if e.bidirectional else 1
+        per_token = rnn_flops_per_token(e.type, e.embedding_size, e.hidden_size, e.num_layers, directions)
+        return tokens * per_token + posterior * e.hidden_size * directions
+    if e.type == "transformer":
+        h = e.hidden_size
+        flops = transformer_flops(tokens, h, e.feedforward_size, e.num_layers, causal=False)
+        flops = flops + tokens * (2 * e.embedding_size * h if e.embedding_size != h else 0)
+        flops = flops + tokens * (2 * h if e.pooling == "attention" else 0)
+        return flops + posterior * h
+    raise SystemExit(f"no FLOP count for encoder type {e.type!r}")
+
+
+def decoder_flops(words: np.ndarray, d, z_size: int, vocab: int) -> np.ndarray:
+    """Decoder forward FLOPs per sentence: n + 1 input tokens, each predicting the next over the vocabulary."""
+    tokens = words + 1
+    if d.type in ("lstm", "gru"):
+        inputs = d.embedding_size + (z_size if "concat" in d.z_mode else 0)
+        per_token = rnn_flops_per_token(d.type, inputs, d.hidden_size, d.num_layers) + 2 * d.hidden_size * vocab
+        init = 2 * z_size * d.num_layers * d.hidden_size if "init" in d.z_mode else 0
+        return tokens * per_token + init
+    if d.type == "transformer":
+        h, modes = d.hidden_size, d.z_mode.split("+")
+        prefix = d.prefix_slots if "prefix" in modes else 0
+        memory = d.memory_slots if "memory" in modes else 0
+        flops = transformer_flops(tokens + prefix, h, d.feedforward_size, d.num_layers, causal=True, memory=memory)
+        flops = flops + tokens * (2 * h * vocab + (2 * d.embedding_size * h if d.embedding_size != h else 0))
+        return flops + 2 * z_size * h * (memory + prefix + ("embedding" in modes))
+    raise SystemExit(f"no FLOP count for decoder type {d.type!r}")
+
+
 def flops_per_sentence(lengths: np.ndarray, config, vocab: int) -> float:
-    """Analytic training FLOPs (forward + backward = 3x forward matrix work) for sentences of ``lengths`` words:
-    the encoder reads n + 2 tokens (<bos> .. <eos>), the decoder predicts n + 1 (words and <eos>)."""
-    e, d = config.encoder, config.decoder
-    z = config.latent.size
-    enc_in = e.embedding_size
-    enc = 2 * 4 * e.hidden_size * (enc_in + e.hidden_size) * (2 if e.bidirectional else 1)
-    dec_in = d.embedding_size + (z if "concat" in d.z_mode else 0)
-    dec = 2 * 4 * d.hidden_size * (dec_in + d.hidden_size) + 2 * d.hidden_size * vocab
-    per_sentence = 2 * (e.hidden_size * (2 if e.bidirectional else 1)) * 2 * z  # posterior projection
-    per_sentence += 2 * z * 4 * d.hidden_size * d.num_layers if "init" in d.z_mode else 0
-    return float(3 * np.sum((lengths + 2) * enc + (lengths + 1) * dec + per_sentence))
+    """Analytic training FLOPs (forward + backward = 3x forward matrix work) for sentences of ``lengths`` words."""
+    z = latent_code_size(config.latent)
+    words = np.asarray(lengths, dtype=np.float64)
+    return float(3 * np.sum(encoder_flops(words, config.encoder, z) + decoder_flops(words, config.decoder, z, vocab)))
+
+
+def latent_code_size(latent) -> int:
+    """Width of z: Gaussian dimensions, categorical one-hot codes, or both."""
+    return {"gaussian": latent.size, "gumbel": sum(latent.category_sizes),
+            "joint": latent.size + sum(latent.category_sizes)}[latent.type]
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -153,10 +210,61 @@ class BareLSTMVAE(nn.Module):
         return (rec + kl.sum()) / ids.size(0)
 
 
-def time_bare(vocab: int, batch_size: int, length: int, steps: int, warmup: int, device: torch.device, config) -> dict:
+class BareTransformerVAE(nn.Module):
+    """The floor for a transformer VAE: ``torch.nn`` pre-norm encoder layers, mean pooling, Gaussian z as memory
+    slots for ``torch.nn`` pre-norm decoder layers (causal self-attention, cross-attention), full output projection
+    and cross-entropy, on fixed-length batches."""
+
+    def __init__(self, vocab: int, config) -> None:
+        super().__init__()
+        e, d, z = config.encoder, config.decoder, config.latent.size
+        self.slots, self.size = d.memory_slots, d.hidden_size
+        self.enc_emb, self.enc_pos = nn.Embedding(vocab, e.hidden_size), nn.Embedding(e.max_positions, e.hidden_size)
+        layer = nn.TransformerEncoderLayer(e.hidden_size, e.num_heads, e.feedforward_size, e.dropout, "gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, e.num_layers, enable_nested_tensor=False)
+        self.to_z = nn.Linear(e.hidden_size, 2 * z)
+        self.z_to_memory = nn.Linear(z, d.memory_slots * d.hidden_size)
+        self.dec_emb, self.dec_pos = nn.Embedding(vocab, d.hidden_size), nn.Embedding(d.max_positions, d.hidden_size)
+        layer = nn.TransformerDecoderLayer(d.hidden_size, d.num_heads, d.feedforward_size, d.dropout, "gelu",
+                                           batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, d.num_layers, norm=nn.LayerNorm(d.hidden_size))
+        self.out = nn.Linear(d.hidden_size, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(ids.size(1), device=ids.device)
+        h = self.encoder(self.enc_emb(ids) + self.enc_pos(positions)).mean(1)
+        mu, logvar = self.to_z(h).chunk(2, -1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+        memory = self.z_to_memory(z).view(ids.size(0), self.slots, self.size)
+        inputs = self.dec_emb(ids[:, :-1]) + self.dec_pos(positions[:-1])
+        mask = nn.Transformer.generate_square_subsequent_mask(inputs.size(1), device=ids.device)
+        logits = self.out(self.decoder(inputs, memory, tgt_mask=mask, tgt_is_causal=True))
+        rec = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum")
+        return (rec + kl.sum()) / ids.size(0)
+
+
+def bare_model(vocab: int, config) -> nn.Module | None:
+    """The bare PyTorch model of the config's shape, when there is one: an LSTM pair, or a transformer pair with z
+    as memory."""
+    m = config.model
+    if m.latent.type != "gaussian":
+        return None
+    if m.encoder.type == m.decoder.type == "lstm" and m.decoder.z_mode == "init+concat" and not m.encoder.bidirectional:
+        return BareLSTMVAE(vocab, m.decoder.embedding_size, m.decoder.hidden_size, m.latent.size)
+    if m.encoder.type == m.decoder.type == "transformer" and m.decoder.z_mode == "memory":
+        return BareTransformerVAE(vocab, m)
+    return None
+
+
+def time_bare(vocab: int, batch_size: int, length: int, steps: int, warmup: int, device: torch.device, config) -> dict | None:
     torch.manual_seed(0)
     m = config.model
-    model = BareLSTMVAE(vocab, m.decoder.embedding_size, m.decoder.hidden_size, m.latent.size).to(device)
+    model = bare_model(vocab, config)
+    if model is None:
+        return None
+    model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     ids = torch.randint(4, vocab, (batch_size, length + 2), device=device)
     for _ in range(warmup):
@@ -176,10 +284,10 @@ def time_bare(vocab: int, batch_size: int, length: int, steps: int, warmup: int,
     return {"seconds": seconds, "tokens": int(np.sum(words + 1)), "flops": flops_per_sentence(words, m, vocab)}
 
 
-def load_ptb_like(ptb: Path | None, config):
+def load_ptb_like(ptb: Path | None, config_path: Path = PTB_CONFIG):
     """PTB when it is there; otherwise sentences with PTB's length distribution over a 10,000-word vocabulary."""
     if ptb is not None:
-        config = textvae.load_config(PTB_CONFIG, [f"data.data_dir={ptb}"])
+        config = textvae.load_config(config_path, [f"data.data_dir={ptb}"])
         return prepare_data(config.data, config.model.max_length), config, "ptb"
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(10000)]
@@ -189,11 +297,11 @@ def load_ptb_like(ptb: Path | None, config):
     for split, n in (("train", 42068), ("valid", 3370), ("test", 3761)):
         lines = [" ".join(rng.choice(words, size=k)) for k in lengths[:n]]
         (folder / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    config = textvae.load_config(PTB_CONFIG, [f"data.data_dir={folder}"])
+    config = textvae.load_config(config_path, [f"data.data_dir={folder}"])
     return prepare_data(config.data, config.model.max_length), config, "ptb-like random (no PTB found)"
 
 
-def run_epoch(config, data, output_dir: Path) -> dict:
+def run_epoch(config, data, output_dir: Path, config_path: Path = PTB_CONFIG) -> dict:
     """One full PTB epoch at batch 32 through the real trainer (no validation until the end)."""
     from textvae.training.trainer import train
 
@@ -202,14 +310,25 @@ def run_epoch(config, data, output_dir: Path) -> dict:
         f"data.data_dir={config.data.data_dir}", f"train.max_steps={steps}", f"train.output_dir={output_dir}",
         f"train.eval_every={steps}", f"train.checkpoint_every={steps}", f"train.log_every={max(1, steps // 10)}",
     ]
-    config = textvae.load_config(PTB_CONFIG, overrides)
+    config = textvae.load_config(config_path, overrides)
     result = train(config, data=data, progress=True)
     return {"steps": steps, "seconds": result.seconds, "tokens": result.tokens,
             "tokens_per_s": result.tokens / result.seconds, "valid": result.valid}
 
 
+def describe(name: str, m) -> str:
+    """One line naming the config and its shape, for the report."""
+    def part(c) -> str:
+        if c.type == "transformer":
+            return f"transformer {c.num_layers}x{c.hidden_size} ({c.num_heads} heads, ff {c.feedforward_size})"
+        return f"{c.type.upper()} {c.hidden_size}"
+    return (f"{name}: encoder {part(m.encoder)}, decoder {part(m.decoder)}, latent {m.latent.type} "
+            f"{latent_code_size(m.latent)}, z at {m.decoder.z_mode}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(PTB_CONFIG), help="the model and data config (default: %(default)s)")
     parser.add_argument("--data-dir", help="PTB folder (default: $TEXTVAE_DATA/ptb or ../shared/data/ptb)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per batch size")
@@ -221,7 +340,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
-    data, config, source = load_ptb_like(find_ptb(args.data_dir), None)
+    config_path = Path(args.config)
+    data, config, source = load_ptb_like(find_ptb(args.data_dir), config_path)
     rate = matmul_rate(device)
     mean_words = float(np.mean([len(ids) for ids in data.datasets["train"].token_ids]))
     report = {
@@ -229,7 +349,7 @@ def main(argv=None) -> int:
                     "torch": torch.__version__, "matmul_flops": rate},
         "data": {"source": source, "train_sentences": len(data.datasets["train"]), "mean_words": mean_words,
                  "vocab": data.tokenizer.vocab_size},
-        "model": "ptb_lstm_vae.yaml: embedding 256, LSTM 256, latent 32, z at init+concat",
+        "model": describe(config_path.name, config.model),
         "results": [],
     }
     print(f"{source}: {len(data.datasets['train'])} sentences, vocab {data.tokenizer.vocab_size}; "
@@ -240,18 +360,21 @@ def main(argv=None) -> int:
         bare = time_bare(data.tokenizer.vocab_size, batch_size, round(mean_words), args.steps, args.warmup, device, config)
         row = {"batch_size": batch_size}
         for name, m in (("textvae", ours), ("bare", bare)):
+            if m is None:
+                continue
             m["tokens_per_s"] = m["tokens"] / m["seconds"]
             m["flops_per_s"] = m["flops"] / m["seconds"]
             m["mfu"] = m["flops_per_s"] / rate
             row[name] = m
             print(f"{batch_size:>5} {name:>8} {m['tokens_per_s']:>10,.0f} {m['flops_per_s'] / 1e9:>8.1f} {m['mfu']:>6.3f} "
                   f"{m.get('padding_fraction', 0.0):>8.3f}")
-        row["ratio_mfu_textvae_over_bare"] = ours["mfu"] / bare["mfu"]
+        if bare is not None:
+            row["ratio_mfu_textvae_over_bare"] = ours["mfu"] / bare["mfu"]
+            print(f"      textvae/bare utilisation ratio: {row['ratio_mfu_textvae_over_bare']:.2f}")
         report["results"].append(row)
-        print(f"      textvae/bare utilisation ratio: {row['ratio_mfu_textvae_over_bare']:.2f}")
     report["peak_memory_mb"] = peak_memory_mb(device)
     if args.epoch:
-        epoch = run_epoch(config, data, Path(args.output_dir))
+        epoch = run_epoch(config, data, Path(args.output_dir), config_path)
         report["epoch"] = epoch
         print(f"one PTB epoch: {epoch['steps']} steps, {epoch['seconds']:.1f} s, {epoch['tokens_per_s']:,.0f} tokens/s")
     print(f"peak memory {report['peak_memory_mb']:.0f} MB")

@@ -95,13 +95,20 @@ class BaseVAE(nn.Module):
         return model_cls(model_config, tokenizer)
 
     def save_pretrained(self, folder: "str | Path") -> Path:
-        """Write ``config.json``, ``model.safetensors`` and the tokenizer files into ``folder``, atomically."""
-        return save_model_folder(folder, self, dataclasses.asdict(self.config), self.tokenizer)
+        """Write ``config.json``, ``model.safetensors`` and the tokenizer files into ``folder``, atomically, with the
+        config and tokenizer of any pretrained backbone (``<role>_backbone/``), so the folder stands alone."""
+        return save_model_folder(folder, self, dataclasses.asdict(self.config), self.tokenizer, extra=self._save_backbones)
+
+    def _save_backbones(self, folder: Path) -> None:
+        for child in self.children():
+            if hasattr(child, "save_backbone"):
+                child.save_backbone(folder)
 
     @classmethod
     def from_pretrained(cls, folder: "str | Path", device: "str | torch.device | None" = None) -> "BaseVAE":
         """Restore a model folder exactly (in eval mode); never unpickles anything."""
         from ..data.tokenization import load_tokenizer
+        from ..modules.pretrained import backbones_from
 
         folder = Path(folder)
         raw = read_config(folder)
@@ -113,7 +120,8 @@ class BaseVAE(nn.Module):
             tokenizer = load_tokenizer(folder)
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"model folder {folder}: cannot load the tokenizer: {exc}") from None
-        model = cls.from_config(model_config, tokenizer)
+        with backbones_from(folder):  # pretrained backbones: architecture from the folder, weights loaded next
+            model = cls.from_config(model_config, tokenizer)
         load_weights(model, folder)
         if device is not None:
             model.to(device)

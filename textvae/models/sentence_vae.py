@@ -53,10 +53,14 @@ class TextVAE(BaseVAE):
         super().__init__(config, tokenizer)
         vocab = tokenizer.vocab_size
         # with no latent (a language model) there is nothing to encode
-        self.encoder = None if config.latent.type == "none" else build_encoder(vocab, config.encoder, tokenizer.pad_id)
+        self.encoder = (
+            None if config.latent.type == "none"
+            else build_encoder(vocab, config.encoder, pad_id=tokenizer.pad_id, tokenizer=tokenizer)
+        )
         self.latent = build_latent(self.encoder.output_size if self.encoder else 0, config.latent)
         self.decoder = build_decoder(
-            vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id
+            vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id,
+            tokenizer=tokenizer,
         )
         objective = config.objective
         if objective.tcvae:

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -31,7 +31,7 @@ def atomic_folder(folder: "str | Path") -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         yield tmp
-        for path in tmp.iterdir():  # make the bytes durable before the rename publishes them
+        for path in tmp.rglob("*"):  # make the bytes durable before the rename publishes them
             if path.is_file():
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -51,13 +51,18 @@ def write_json(path: "str | Path", data: dict) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def save_model_folder(folder: "str | Path", model: torch.nn.Module, config: dict, tokenizer=None) -> Path:
-    """Write ``config.json``, ``model.safetensors`` (tied weights stored once) and the tokenizer, atomically."""
+def save_model_folder(
+    folder: "str | Path", model: torch.nn.Module, config: dict, tokenizer=None, extra: "Callable[[Path], None] | None" = None
+) -> Path:
+    """Write ``config.json``, ``model.safetensors`` (tied weights stored once), the tokenizer and whatever ``extra``
+    writes into the folder it is given, atomically."""
     with atomic_folder(folder) as tmp:
         write_json(tmp / CONFIG_NAME, config)
         save_model(model, str(tmp / WEIGHTS_NAME))
         if tokenizer is not None:
             tokenizer.save(tmp)
+        if extra is not None:
+            extra(tmp)
     return Path(folder)
 
 
