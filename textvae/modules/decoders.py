@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
 from ..config import DecoderConfig
 from ..registry import DECODERS
 from .encoders import RNN_CLASSES
@@ -99,6 +101,20 @@ class RNNDecoder(nn.Module):
         if isinstance(state, tuple):
             return tuple(s.index_select(1, index) for s in state)
         return state.index_select(1, index)
+
+
+def sequence_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) per sentence (N,) for (N, T) ids ``<bos> w.. <eos> <pad>..`` and (N, D) z, summed over the
+    predicted tokens (words and <eos>). Only real positions go through the output projection and softmax: padding
+    costs nothing in the largest matrix product."""
+    inputs, targets = input_ids[:, :-1], input_ids[:, 1:]
+    hidden = decoder(inputs, z)  # (N, T-1, H)
+    positions = torch.arange(targets.size(1), device=targets.device)
+    mask = positions.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (N, T-1)
+    logits = decoder.project(hidden[mask])  # (tokens, V)
+    token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+    rows = mask.nonzero(as_tuple=True)[0]
+    return torch.zeros(input_ids.size(0), device=z.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)
 
 
 def build_decoder(vocab_size: int, z_size: int, config: DecoderConfig, pad_id: int = 0, unk_id: int = 3) -> nn.Module:
