@@ -263,11 +263,20 @@ class CVAE(BaseVAE):
             contexts = [[] for _ in labels]
         elif not contexts:
             raise InputError("no contexts given: expected a list of contexts, each a list of turns")
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.respond_to_batch(self.context_batch(contexts, labels), num_samples, strategy, generator, **kwargs)
+
+    @torch.no_grad()
+    def respond_to_batch(
+        self, batch: dict, num_samples: int = 10, strategy: str = "greedy", generator: Optional[torch.Generator] = None,
+        **kwargs,
+    ) -> list[list[str]]:
+        """``respond`` for a collated dialogue batch (its responses are not read): ``num_samples`` texts per row."""
         was_training = self.training
         self.eval()
         try:
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
-            c = self.condition(self.context_batch(contexts, labels)).repeat_interleave(num_samples, dim=0)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            c = self.condition(batch).repeat_interleave(num_samples, dim=0)
             p = self.prior(c)
             noise = torch.randn(p.loc.shape, generator=generator).to(c.device)
             decoder_input, _ = self.decoder_input(c, p.loc + p.scale * noise)
