@@ -144,6 +144,9 @@ class DialogueDataConfig:
     """How dialogues become (context, response) examples; used by dialogue corpora only."""
 
     max_turns: int = 10  # previous utterances a context keeps (the most recent ones)
+    # overlapping: every utterance after the first is a response (kgCVAE, DialogWAE); disjoint: windows of up to
+    # max_turns + 1 turns that overlap only to cover a dialogue's end, for models of whole windows (vhred)
+    windows: str = choice("overlapping", "overlapping", "disjoint")
     # DailyDialog: 93 of the 1,000 test dialogues (69 of the validation ones) also appear verbatim in train; True
     # drops them from test and validation (published kgCVAE / DialogWAE numbers keep them)
     drop_train_overlap: bool = False

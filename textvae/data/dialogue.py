@@ -229,9 +229,14 @@ class DialogueText:
     emotion: int = UNKNOWN
 
 
-def context_windows(dialogue: Dialogue, max_turns: int) -> list[tuple[list[int], int]]:
-    """(context turn indices, response index) for every response from the second utterance on."""
-    return [(list(range(max(0, i - max_turns), i)), i) for i in range(1, len(dialogue.turns))]
+def context_windows(dialogue: Dialogue, max_turns: int, disjoint: bool = False) -> list[tuple[list[int], int]]:
+    """(context turn indices, response index) for every response from the second utterance on; ``disjoint``: only
+    every (max_turns + 1)-th utterance and the last, so windows tile the dialogue instead of repeating turns."""
+    n = len(dialogue.turns)
+    responses = range(1, n)
+    if disjoint:
+        responses = sorted({i for i in range(max_turns, n, max_turns + 1)} | ({n - 1} if n > 1 else set()))
+    return [(list(range(max(0, i - max_turns), i)), i) for i in responses]
 
 
 def floor_marks(speakers: Sequence[int], context: Sequence[int], response: int) -> list[int]:
@@ -318,11 +323,12 @@ class DialogueData(PreparedData):
 
 
 def dialogue_examples(
-    dialogues: Sequence[Dialogue], tokenizer: Tokenizer, max_length: int, max_turns: int, overlong: str, split: str = "train"
+    dialogues: Sequence[Dialogue], tokenizer: Tokenizer, max_length: int, max_turns: int, overlong: str,
+    split: str = "train", disjoint: bool = False,
 ) -> tuple[list[DialogueExample], list[DialogueText], LengthReport]:
-    """Examples of every response; responses longer than ``max_length`` follow ``overlong`` (the report counts
-    them), context utterances are truncated to ``max_length``."""
-    windows = [(d, ctx, i) for d in dialogues for ctx, i in context_windows(d, max_turns)]
+    """Examples of every response (of every window's last turn with ``disjoint``); responses longer than
+    ``max_length`` follow ``overlong`` (the report counts them), context utterances are truncated to ``max_length``."""
+    windows = [(d, ctx, i) for d in dialogues for ctx, i in context_windows(d, max_turns, disjoint)]
     ids = {id(d): tokenizer.batch_encode(d.turns) for d in dialogues}
     responses = [ids[id(d)][i] for d, _, i in windows]
     kept, index, report = fit_length(responses, max_length, overlong, what=f"{split} response")
@@ -351,7 +357,8 @@ def prepare_dialogue_data(
     datasets, reports, texts = {}, {}, {}
     for split in SPLITS:
         examples, texts[split], reports[split] = dialogue_examples(
-            corpus.dialogues[split], tokenizer, limit, config.dialogue.max_turns, config.overlong, split
+            corpus.dialogues[split], tokenizer, limit, config.dialogue.max_turns, config.overlong, split,
+            disjoint=config.dialogue.windows == "disjoint",
         )
         warn_length_report(reports[split], split)
         datasets[split] = DialogueDataset(examples)

@@ -109,7 +109,7 @@ def evaluate_responses(
             batch = {k: v.to(model.device) for k, v in collate_dialogues(chunk, tok.pad_id, tok.bos_id, tok.eos_id).items()}
             samples += model.respond_to_batch(batch, num_samples, strategy, generator, **generate_kwargs)
             references += [tok.decode(e.response) for e in chunk]  # the reference as the model sees it
-            kl += float(model.evaluate(batch).kl.sum())
+            kl += float(model.response_kl(batch).sum())
             log_w = model.log_importance_weights(batch, iw_samples).double()
             nll -= float((torch.logsumexp(log_w, dim=0) - math.log(iw_samples)).sum())
             tokens += float((batch["response_lengths"] - 1).sum())

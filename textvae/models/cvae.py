@@ -208,6 +208,15 @@ class CVAE(BaseVAE):
         self.train(was_training)
         return output
 
+    @torch.no_grad()
+    def response_kl(self, batch: dict) -> torch.Tensor:
+        """KL(q(z|x,c) || p(z|c)) of each response (B,), in nats."""
+        ids, lengths = batch["response_ids"], batch["response_lengths"]
+        c = self.condition(batch)
+        labels = self.labels(batch) if self.config.dialogue.use_act else None
+        q = self.recognition(self.utterance_encoder(ids, lengths), c, labels)
+        return kl_divergence(q, self.prior(c)).sum(-1)
+
     def log_importance_weights(self, batch: dict, num_samples: int) -> torch.Tensor:
         """log w_k = log p(x|c,z_k) + log p(z_k|c) - log q(z_k|x,c) for z_k ~ q: (K, B). The decoder reads the
         predicted act (kgCVAE), as when generating, so the weights bound log p(x|c) of the model ``respond`` uses."""

@@ -101,7 +101,8 @@ def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, sc
     model = load_pretrained(folder)
     v, state = result.valid, result.state
     print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
-    print(f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/response (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
+    unit = "window of turns" if model.config.model_type == "vhred" else "response"
+    print(f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/{unit} (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
           f"PPL <= {v['ppl_bound']:.2f}")
     texts = data.texts["test"][:contexts]
     if model.config.dialogue.condition == "label":
