@@ -61,8 +61,13 @@ def config_from_args(args: argparse.Namespace, default_config: str = DEFAULT_CON
 
 
 def print_summary(result, data) -> None:
-    """Valid figures, three reconstructions, three prior samples and one interpolation from the best model."""
+    """Valid figures, three reconstructions, three prior samples and one interpolation from the best model (for
+    dialogue data, ``print_dialogue_summary``, so ``textvae train`` serves dialogue configs too)."""
+    from ..data.dialogue import DialogueData
     from ..models.base import load_pretrained
+
+    if isinstance(data, DialogueData):
+        return print_dialogue_summary(result, data)
 
     folder = result.best_dir or result.final_dir
     model = load_pretrained(folder)
