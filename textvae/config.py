@@ -137,6 +137,21 @@ class ObjectiveConfig:
 
 
 @dataclass
+class DialogueConfig:
+    """Dialogue models (cvae, vhred): the context encoder, the prior network and the auxiliary losses."""
+
+    condition: str = choice("context", "context", "label")  # cvae: condition on the dialogue context or a label
+    context_hidden_size: int = 256  # the context RNN over utterance vectors (also the label embedding's size)
+    prior_hidden_size: int = 100  # the prior network p(z|c): an MLP with one tanh layer of this width
+    bow_weight: float = 1.0  # bag-of-words loss (Zhao et al. 2017): predict the response's words from [c, z]; 0 = off
+    use_act: bool = False  # kgCVAE: predict the label y from [c, z] and condition the decoder on y's embedding
+    act_label: str = choice("act", "act", "emotion")  # which annotation is y (and the label for condition=label)
+    num_acts: int = 4  # classes of that annotation (DailyDialog: 4 acts, 7 emotions)
+    act_embedding_size: int = 30
+    act_weight: float = 1.0  # weight of the cross-entropy of y predicted from [c, z]
+
+
+@dataclass
 class ModelConfig:
     """A whole VAE: its type, pieces and objective."""
 
@@ -145,15 +160,29 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)  # dialogue models only
     max_length: int = 64  # tokens per sentence, without <bos>/<eos>; also the generation limit
     overlong: str = choice("truncate", "truncate", "error")  # what encode()/tokenize() do with longer input
+
+
+@dataclass
+class DialogueDataConfig:
+    """How dialogues become (context, response) examples; used by dialogue corpora only."""
+
+    max_turns: int = 10  # previous utterances a context keeps (the most recent ones)
+    # overlapping: every utterance after the first is a response (kgCVAE, DialogWAE); disjoint: windows of up to
+    # max_turns + 1 turns that overlap only to cover a dialogue's end, for models of whole windows (vhred)
+    windows: str = choice("overlapping", "overlapping", "disjoint")
+    # DailyDialog: 93 of the 1,000 test dialogues (69 of the validation ones) also appear verbatim in train; True
+    # drops them from test and validation (published kgCVAE / DialogWAE numbers keep them)
+    drop_train_overlap: bool = False
 
 
 @dataclass
 class DataConfig:
     """Where sentences come from, how they are tokenized and batched."""
 
-    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf
+    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf; dialogue: dailydialog, dialogue_jsonl
     data_dir: Union[str, None] = None  # folder with train/valid/test files (lines, hf)
     text_column: str = "text"  # hf: the column holding the sentence
     synthetic_size: int = 24000  # synthetic: number of sentences over all splits
@@ -164,6 +193,7 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     bucket: bool = True  # length-bucketed batches, so padding stays small
+    dialogue: DialogueDataConfig = field(default_factory=DialogueDataConfig)
 
 
 @dataclass

@@ -83,6 +83,10 @@ class SentenceDataset(Dataset):
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.token_ids]
 
+    def collator(self, tokenizer) -> "Collator":
+        """The collate function for this dataset's items (dialogue datasets bring their own)."""
+        return Collator(tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+
 
 @dataclass
 class Collator:

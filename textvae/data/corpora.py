@@ -128,6 +128,6 @@ def load_hf_corpus(config) -> Corpus:
 
 def load_corpus(config) -> Corpus:
     """The corpus ``config.corpus`` names (a ``DataConfig``); ``synthetic`` needs no files."""
-    from . import dsentences, synthetic  # noqa: F401  (register the embedded corpus and dSentences)
+    from . import dialogue, dsentences, synthetic  # noqa: F401  (register the embedded corpus, dSentences, dialogues)
 
     return CORPORA.get(config.corpus)(config)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import DataConfig
-from .batching import BucketBatchSampler, Collator, LengthReport, SentenceDataset, fit_length, warn_length_report
+from .batching import BucketBatchSampler, LengthReport, SentenceDataset, fit_length, warn_length_report
 from .corpora import SPLITS, Corpus, load_corpus
 from .tokenization import Tokenizer, train_tokenizer
 
@@ -32,8 +32,13 @@ class PreparedData:
 
 def prepare_data(config: DataConfig, max_length: int, tokenizer: Optional[Tokenizer] = None) -> PreparedData:
     """Load the corpus, train a tokenizer on its training split (unless one is given), tokenize every split and
-    apply maximum-length handling (``config.max_length`` or the model's ``max_length``)."""
+    apply maximum-length handling (``config.max_length`` or the model's ``max_length``). A dialogue corpus gives
+    ``DialogueData``: (context, response) examples instead of sentences (see ``data.dialogue``)."""
     corpus = load_corpus(config)
+    if getattr(corpus, "dialogues", None) is not None:
+        from .dialogue import prepare_dialogue_data
+
+        return prepare_dialogue_data(config, max_length, tokenizer=tokenizer, corpus=corpus)
     if tokenizer is None:
         tokenizer = train_tokenizer(corpus.train, config.tokenizer)
     limit = config.max_length or max_length
@@ -56,11 +61,11 @@ def make_loader(
     drop_last: bool = False,
     num_workers: int = 0,
 ) -> DataLoader:
-    """A DataLoader of padded batches, length-bucketed so padding stays small."""
+    """A DataLoader of padded batches, length-bucketed so padding stays small; the dataset names its collator."""
     sampler = BucketBatchSampler(
         dataset.lengths(), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, bucket=bucket
     )
-    collator = Collator(tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+    collator = dataset.collator(tokenizer)
     # an own generator: creating an iterator draws a worker seed, and from the global RNG that draw would shift the
     # training random stream whenever an iterator is made (e.g. on resume), breaking exact resumption
     generator = torch.Generator().manual_seed(seed)

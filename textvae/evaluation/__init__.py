@@ -4,7 +4,8 @@ quality and diversity (BLEU, self-BLEU, distinct-n), sentence homotopies, and fi
     from textvae.evaluation import importance_weighted_nll, perplexity, mutual_information, active_units
     nll = importance_weighted_nll(model, sentences, num_samples=500)   # (N,) nats per sentence
 
-The plotting functions are loaded on first use, so importing this package does not import matplotlib.
+The plotting functions and dialogue metrics are loaded on first use, so importing this package does not import
+matplotlib or nltk.
 """
 
 from .batches import EvalBatch, eval_batches
@@ -58,6 +59,10 @@ _LAZY = {
     "pca_2d": "plots",
     "evaluate_main": "commands",
     "interpolate_main": "commands",
+    "evaluate_responses": "dialogue",
+    "bleu_precision_recall": "dialogue",
+    "smoothed_bleu": "dialogue",
+    "DialogueMetrics": "dialogue",
 }
 
 
@@ -70,6 +75,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "DialogueMetrics",
+    "bleu_precision_recall",
+    "evaluate_responses",
+    "smoothed_bleu",
     "ELBOTerms",
     "EvalBatch",
     "HomotopyPath",

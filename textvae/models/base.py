@@ -132,6 +132,11 @@ class BaseVAE(nn.Module):
         return next(self.parameters()).device
 
     # ------------------------------------------------------------------ pieces subclasses provide
+    @property
+    def decoder_input_size(self) -> int:
+        """Width of the vector the decoder is conditioned on: z itself here; conditional models add to it."""
+        return self.latent.code_size
+
     def posterior(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.distributions.Distribution:
         raise NotImplementedError
 
@@ -221,8 +226,8 @@ class BaseVAE(nn.Module):
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown decoding strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-        if z.dim() != 2 or z.size(1) != self.latent.code_size:
-            raise InputError(f"z must have shape (N, {self.latent.code_size}), got {tuple(z.shape)}")
+        if z.dim() != 2 or z.size(1) != self.decoder_input_size:
+            raise InputError(f"z must have shape (N, {self.decoder_input_size}), got {tuple(z.shape)}")
         if temperature <= 0:
             raise InputError(f"temperature must be positive, got {temperature}")
         if top_k < 0 or int(top_k) != top_k:

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from ..config import ConfigError, ModelConfig
-from ..modules.decoders import build_decoder
+from ..modules.decoders import build_decoder, sequence_nll
 from ..modules.encoders import build_encoder
 from ..modules.latents import GaussianLatent, build_latent
 from ..objectives import gumbel_temperature, kl_term, tc_decomposition, tcvae_term
@@ -77,16 +76,8 @@ class TextVAE(BaseVAE):
 
     def reconstruction_nll(self, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per sentence (N,) for (N, T) ids and (N, D) z, summed over the predicted tokens
-        (words and <eos>). Only real positions go through the output projection and softmax: padding costs nothing
-        in the largest matrix product."""
-        inputs, targets = input_ids[:, :-1], input_ids[:, 1:]
-        hidden = self.decoder(inputs, z)  # (N, T-1, H)
-        positions = torch.arange(targets.size(1), device=targets.device)
-        mask = positions.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (N, T-1)
-        logits = self.decoder.project(hidden[mask])  # (tokens, V)
-        token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")
-        rows = mask.nonzero(as_tuple=True)[0]
-        return torch.zeros(input_ids.size(0), device=z.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)
+        (words and <eos>); see ``modules.decoders.sequence_nll``."""
+        return sequence_nll(self.decoder, input_ids, lengths, z)
 
     def log_prob_given_z(self, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per sentence: z (B, D) -> (B,), or z (S, B, D) -> (S, B) for S samples per sentence."""

@@ -15,6 +15,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
 from ..config import ConfigError, DecoderConfig
 from ..registry import DECODERS
 from .encoders import RNN_CLASSES
@@ -398,3 +400,17 @@ def build_decoder(
     cls = DECODERS.get(config.type)
     extra = {"tokenizer": tokenizer} if getattr(cls, "uses_tokenizer", False) else {}
     return cls(vocab_size, z_size, config, pad_id=pad_id, unk_id=unk_id, **extra)
+
+
+def sequence_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) per sentence (N,) for (N, T) ids ``<bos> w.. <eos> <pad>..`` and (N, D) z, summed over the
+    predicted tokens (words and <eos>). Only real positions go through the output projection and softmax: padding
+    costs nothing in the largest matrix product."""
+    inputs, targets = input_ids[:, :-1], input_ids[:, 1:]
+    hidden = decoder(inputs, z)  # (N, T-1, H)
+    positions = torch.arange(targets.size(1), device=targets.device)
+    mask = positions.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (N, T-1)
+    logits = decoder.project(hidden[mask])  # (tokens, V)
+    token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+    rows = mask.nonzero(as_tuple=True)[0]
+    return torch.zeros(input_ids.size(0), device=z.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)

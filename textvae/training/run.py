@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..config import ConfigError, load_config
 from ..data.corpora import DataError
@@ -15,10 +15,13 @@ from ..data.corpora import DataError
 DEFAULT_CONFIG = "default.yaml"
 
 
-def build_parser(prog: str = "train_text_vae.py") -> argparse.ArgumentParser:
+SENTENCE_DESCRIPTION = "Train a sentence VAE. With no arguments: the embedded corpus and configs/default.yaml settings."
+
+
+def build_parser(prog: str = "train_text_vae.py", description: str = SENTENCE_DESCRIPTION) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Train a sentence VAE. With no arguments: the embedded corpus and configs/default.yaml settings.",
+        description=description,
         epilog="Trailing key=value pairs override the config, e.g. model.latent.size=32 train.learning_rate=5e-4",
     )
     parser.add_argument("--config", help="YAML config file (default: the built-in defaults of configs/default.yaml)")
@@ -33,16 +36,16 @@ def build_parser(prog: str = "train_text_vae.py") -> argparse.ArgumentParser:
     return parser
 
 
-def default_config_path() -> Optional[str]:
-    """configs/default.yaml from a source checkout, if there is one (an installed package uses built-in defaults)."""
+def default_config_path(name: str = DEFAULT_CONFIG) -> Optional[str]:
+    """configs/<name> from a source checkout, if there is one (an installed package uses built-in defaults)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, "..", "..", "configs", DEFAULT_CONFIG)
+    path = os.path.join(here, "..", "..", "configs", name)
     return path if os.path.isfile(path) else None
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace, default_config: str = DEFAULT_CONFIG):
     overrides = list(args.overrides)
-    config = load_config(args.config or default_config_path(), overrides)
+    config = load_config(args.config or default_config_path(default_config), overrides)
     extra = []
     if args.data_dir:
         extra.append(f"data.data_dir={args.data_dir}")
@@ -53,13 +56,18 @@ def config_from_args(args: argparse.Namespace):
     if args.max_steps is not None:
         extra.append(f"train.max_steps={args.max_steps}")
     if extra:
-        config = load_config(args.config or default_config_path(), overrides + extra)
+        config = load_config(args.config or default_config_path(default_config), overrides + extra)
     return config
 
 
 def print_summary(result, data) -> None:
-    """Valid figures, three reconstructions, three prior samples and one interpolation from the best model."""
+    """Valid figures, three reconstructions, three prior samples and one interpolation from the best model (for
+    dialogue data, ``print_dialogue_summary``, so ``textvae train`` serves dialogue configs too)."""
+    from ..data.dialogue import DialogueData
     from ..models.base import load_pretrained
+
+    if isinstance(data, DialogueData):
+        return print_dialogue_summary(result, data)
 
     folder = result.best_dir or result.final_dir
     model = load_pretrained(folder)
@@ -88,12 +96,52 @@ def print_summary(result, data) -> None:
         print(f"  {i}: {sentence}")
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "train_text_vae.py") -> int:
+def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, scored: int = 50) -> None:
+    """Valid figures, responses from several z for a few test contexts, and the response metrics of the first
+    ``scored`` test contexts (10 samples each; see ``evaluation.dialogue``)."""
+    from ..evaluation.dialogue import evaluate_responses
+    from ..models.base import load_pretrained
+
+    folder = result.best_dir or result.final_dir
+    model = load_pretrained(folder)
+    v, state = result.valid, result.state
+    print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
+    unit = "window of turns" if model.config.model_type == "vhred" else "response"
+    print(f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/{unit} (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
+          f"PPL <= {v['ppl_bound']:.2f}")
+    texts = data.texts["test"][:contexts]
+    if model.config.dialogue.condition == "label":
+        responses = model.respond(labels=[max(0, t.act if model.config.dialogue.act_label == "act" else t.emotion)
+                                          for t in texts], num_samples=samples, seed=0)
+    else:
+        responses = model.respond([t.context for t in texts], num_samples=samples, seed=0)
+    print(f"\nresponses from {samples} z ~ p(z|c) (greedy), test contexts:")
+    for text, options in zip(texts, responses):
+        print("  context: " + " | ".join(text.context[-3:]))
+        print(f"  reference: {text.response}")
+        for option in options:
+            print(f"    -> {option}")
+    metrics, _ = evaluate_responses(model, data.datasets["test"], num_samples=10, iw_samples=10, limit=scored)
+    m = metrics
+    print(f"\ntest, first {m.contexts} contexts, 10 samples each: BLEU recall {m.bleu_recall:.3f} precision "
+          f"{m.bleu_precision:.3f} F1 {m.bleu_f1:.3f} (smoothed sentence BLEU); distinct-1/2 within "
+          f"{m.distinct_1_within:.3f}/{m.distinct_2_within:.3f}, overall {m.distinct_1_overall:.3f}/"
+          f"{m.distinct_2_overall:.3f}; KL {m.kl:.3f}; IW-NLL {m.nll:.3f} (K=10), PPL {m.ppl:.2f}")
+
+
+def main(
+    argv: Optional[Sequence[str]] = None,
+    prog: str = "train_text_vae.py",
+    summary: Callable = print_summary,
+    default_config: str = DEFAULT_CONFIG,
+    description: str = SENTENCE_DESCRIPTION,
+) -> int:
+    """Parse flags, train, print ``summary(result, data)``; the dialogue script passes its own summary and config."""
     from .trainer import TrainingError, train
 
-    args = build_parser(prog).parse_args(argv)
+    args = build_parser(prog, description).parse_args(argv)
     try:
-        config = config_from_args(args)
+        config = config_from_args(args, default_config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -113,5 +161,5 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "train_text_vae.py") 
         print(f"\ntrained {result.state.step} steps in {result.seconds:.1f} s ({tokens_per_s:,.0f} tokens/s); "
               f"wall time with data and summary so far {time.perf_counter() - start:.1f} s")
         if not args.no_summary:
-            print_summary(result, data)
+            summary(result, data)
     return 0

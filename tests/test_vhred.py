@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from textvae import load_config, load_pretrained
+from textvae.config import ConfigError
+from textvae.data.dialogue import collate_dialogues
+from textvae.models import VHRED, BaseVAE
+from textvae.models.hierarchical import append_response
+from textvae.training.trainer import train
+
+from .test_cvae import batch_of, dialogue_data, tiny_cvae_config  # noqa: F401  (the module-scoped fixture)
+from .test_dialogue_data import write_jsonl_corpus
+from .test_trainer import ROOT
+
+
+def build(data, **dialogue) -> VHRED:
+    torch.manual_seed(0)
+    config = tiny_cvae_config(**dialogue)
+    config.model_type = "vhred"
+    return BaseVAE.from_config(config, data.tokenizer)
+
+
+def test_response_is_appended_after_the_last_context_turn(dialogue_data):
+    batch = batch_of(dialogue_data, [0, 6])  # one and three context turns
+    ids, lengths, floors, turns = append_response(batch)
+    assert turns.tolist() == [2, 4]
+    assert lengths[0].tolist()[:3] == [batch["context_lengths"][0, 0].item(), batch["response_lengths"][0].item(), 0]
+    assert torch.equal(ids[1, 3, : batch["response_ids"].size(1)], batch["response_ids"][1])
+    assert floors[0, 1] == 1 and floors[1, 3] == 1
+
+
+def test_elbo_sums_turns_and_earlier_turns_ignore_later_ones(dialogue_data):
+    model = build(dialogue_data).eval()
+    batch = batch_of(dialogue_data, [2, 6])  # windows of 4 turns each
+    torch.manual_seed(1)
+    terms = model.turn_terms(batch)
+    torch.manual_seed(1)
+    out = model(batch)
+    assert torch.allclose(out.rec, torch.zeros(2).index_add_(0, terms.row, terms.rec))
+    assert torch.allclose(out.kl, torch.zeros(2).index_add_(0, terms.row, terms.kl_per_dim.sum(-1)))
+    assert out.z.shape == (2, 4) and int(terms.last.sum()) == 2
+    changed = dict(batch)  # a different response of the same length: turns before it must not notice
+    changed["response_ids"] = batch["response_ids"].clone()
+    changed["response_ids"][:, 1] = 5
+    torch.manual_seed(1)
+    other = model.turn_terms(changed)
+    assert torch.allclose(other.rec[~terms.last], terms.rec[~terms.last], atol=1e-6)
+    assert torch.allclose(other.kl_per_dim[~terms.last], terms.kl_per_dim[~terms.last], atol=1e-6)
+    assert not torch.allclose(other.rec[terms.last], terms.rec[terms.last])
+
+
+def test_vhred_needs_a_context_condition(dialogue_data):
+    with pytest.raises(ConfigError, match="vhred"):
+        build(dialogue_data, use_act=True)
+
+
+def test_trainer_trains_a_tiny_vhred_on_disjoint_windows(tmp_path):
+    folder = write_jsonl_corpus(tmp_path / "d")
+    config = load_config(ROOT / "configs" / "default.yaml", [
+        "data.corpus=dialogue_jsonl", f"data.data_dir={folder}", "data.batch_size=2", "data.dialogue.max_turns=2",
+        "data.dialogue.windows=disjoint", "model.model_type=vhred", "model.encoder.embedding_size=8",
+        "model.encoder.hidden_size=8", "model.decoder.embedding_size=8", "model.decoder.hidden_size=8",
+        "model.latent.size=3", "model.dialogue.context_hidden_size=6", "train.max_steps=3", "train.eval_every=3",
+        f"train.output_dir={tmp_path / 'run'}",
+    ])
+    result = train(config, progress=False)
+    assert result.valid["sentences"] == 2 + 1 + 2  # windows of 3 turns: 4 turns -> 2 (the last covers the end), 2 -> 1, 5 -> 2
+    model = load_pretrained(result.final_dir)
+    assert isinstance(model, VHRED) and len(model.respond([["hello there ."]], num_samples=2, seed=0)[0]) == 2
