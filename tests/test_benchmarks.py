@@ -23,6 +23,7 @@ def test_every_ptb_row_is_a_valid_config_with_a_budget_scaled_schedule():
         config = load_config(ptb.CONFIGS / config_file, [*overrides, "train.max_steps=400"])
         objective = config.model.objective
         assert config.model.latent.size == 32 and config.model.decoder.hidden_size == 256, name
+        assert (config.model.decoder.type == "transformer") == (name == "transformer"), name
         if objective.kl_schedule == "linear" and config.model.latent.type != "none":
             assert objective.kl_warmup_steps == 100, name
         if objective.kl_schedule == "cyclical":
