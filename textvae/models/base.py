@@ -94,6 +94,16 @@ class BaseVAE(nn.Module):
             raise ConfigError(f"model_type {model_config.model_type!r} builds {model_cls.__name__}, not {cls.__name__}")
         return model_cls(model_config, tokenizer)
 
+    @torch.no_grad()
+    def evaluate(self, batch: dict, step: Optional[int] = None) -> VAEOutput:
+        """A forward pass in eval mode with the final KL weights (for validation during training); every model
+        takes ``forward(batch, step)``, so this serves them all."""
+        was_training = self.training
+        self.eval()
+        output = self(batch, step=step if step is not None else 10**12)
+        self.train(was_training)
+        return output
+
     def save_pretrained(self, folder: "str | Path") -> Path:
         """Write ``config.json``, ``model.safetensors`` and the tokenizer files into ``folder``, atomically, with the
         config and tokenizer of any pretrained backbone (``<role>_backbone/``), so the folder stands alone."""

@@ -200,15 +200,6 @@ class CVAE(BaseVAE):
         )
 
     @torch.no_grad()
-    def evaluate(self, batch: dict, step: Optional[int] = None) -> CVAEOutput:
-        """A forward pass in eval mode with the final KL weight (for validation during training)."""
-        was_training = self.training
-        self.eval()
-        output = self(batch, step=step if step is not None else 10**12)
-        self.train(was_training)
-        return output
-
-    @torch.no_grad()
     def response_kl(self, batch: dict) -> torch.Tensor:
         """KL(q(z|x,c) || p(z|c)) of each response (B,), in nats."""
         ids, lengths = batch["response_ids"], batch["response_lengths"]

@@ -123,12 +123,3 @@ class TextVAE(BaseVAE):
             tc=None if parts is None else parts.tc,
             dim_kl=None if parts is None else parts.dim_kl,
         )
-
-    @torch.no_grad()
-    def evaluate(self, batch: dict, step: Optional[int] = None) -> VAEOutput:
-        """A forward pass in eval mode with the final KL weights (for validation during training)."""
-        was_training = self.training
-        self.eval()
-        output = self(batch, step=step if step is not None else 10**12)
-        self.train(was_training)
-        return output
