@@ -218,6 +218,9 @@ class TrainConfig:
     # fresh initialisation; init_modules keeps only the named top-level modules (e.g. [encoder]), [] takes all
     init_from: Union[str, None] = None
     init_modules: list[str] = field(default_factory=list)
+    # on a CPU, keep freed memory in the process (glibc mallopt) instead of returning it to the kernel after every
+    # step: the step's (tokens x vocabulary) tensors then reuse mapped pages (see training.host_memory)
+    keep_host_memory: bool = True
 
 
 @dataclass

@@ -28,6 +28,7 @@ from torch import nn
 
 import textvae
 from textvae.data.pipeline import make_loader, prepare_data
+from textvae.training.host_memory import keep_freed_host_memory
 from textvae.training.trainer import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,7 +302,7 @@ def load_ptb_like(ptb: Path | None, config_path: Path = PTB_CONFIG):
     return prepare_data(config.data, config.model.max_length), config, "ptb-like random (no PTB found)"
 
 
-def run_epoch(config, data, output_dir: Path, config_path: Path = PTB_CONFIG) -> dict:
+def run_epoch(config, data, output_dir: Path, config_path: Path = PTB_CONFIG, keep_host_memory: bool = True) -> dict:
     """One full PTB epoch at batch 32 through the real trainer (no validation until the end)."""
     from textvae.training.trainer import train
 
@@ -309,6 +310,7 @@ def run_epoch(config, data, output_dir: Path, config_path: Path = PTB_CONFIG) ->
     overrides = [
         f"data.data_dir={config.data.data_dir}", f"train.max_steps={steps}", f"train.output_dir={output_dir}",
         f"train.eval_every={steps}", f"train.checkpoint_every={steps}", f"train.log_every={max(1, steps // 10)}",
+        f"train.keep_host_memory={str(keep_host_memory).lower()}",
     ]
     config = textvae.load_config(config_path, overrides)
     result = train(config, data=data, progress=True)
@@ -337,8 +339,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epoch", action="store_true", help="also time one PTB epoch through the trainer")
     parser.add_argument("--output-dir", default="runs/throughput_epoch")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator as it is (the trainer keeps freed host memory, "
+                             "train.keep_host_memory; this process-wide setting speeds up the bare model too)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    kept = False if args.default_malloc or device.type != "cpu" else keep_freed_host_memory()
 
     config_path = Path(args.config)
     data, config, source = load_ptb_like(find_ptb(args.data_dir), config_path)
@@ -346,14 +352,15 @@ def main(argv=None) -> int:
     mean_words = float(np.mean([len(ids) for ids in data.datasets["train"].token_ids]))
     report = {
         "machine": {"platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "matmul_flops": rate},
+                    "torch": torch.__version__, "matmul_flops": rate, "keep_host_memory": kept},
         "data": {"source": source, "train_sentences": len(data.datasets["train"]), "mean_words": mean_words,
                  "vocab": data.tokenizer.vocab_size},
         "model": describe(config_path.name, config.model),
         "results": [],
     }
     print(f"{source}: {len(data.datasets['train'])} sentences, vocab {data.tokenizer.vocab_size}; "
-          f"fp32 matmul {rate / 1e9:.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads)")
+          f"fp32 matmul {rate / 1e9:.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads); "
+          f"freed host memory {'kept' if kept else 'returned (glibc default)'}")
     print(f"{'batch':>5} {'impl':>8} {'tokens/s':>10} {'GFLOP/s':>8} {'MFU':>6} {'padding':>8}")
     for batch_size in args.batch_sizes:
         ours = time_textvae(data, config, batch_size, args.steps, args.warmup, device)
@@ -374,7 +381,7 @@ def main(argv=None) -> int:
         report["results"].append(row)
     report["peak_memory_mb"] = peak_memory_mb(device)
     if args.epoch:
-        epoch = run_epoch(config, data, Path(args.output_dir), config_path)
+        epoch = run_epoch(config, data, Path(args.output_dir), config_path, keep_host_memory=not args.default_malloc)
         report["epoch"] = epoch
         print(f"one PTB epoch: {epoch['steps']} steps, {epoch['seconds']:.1f} s, {epoch['tokens_per_s']:,.0f} tokens/s")
     print(f"peak memory {report['peak_memory_mb']:.0f} MB")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..config import ConfigError, DecoderConfig
 from ..registry import DECODERS
 from .encoders import RNN_CLASSES
+from .fused import Dropout, linear_cross_entropy
 from .transformer import KV, Block, build_positions, init_weights
 
 Z_MODES = ("init", "concat", "init+concat")  # RNN decoders
@@ -62,7 +63,7 @@ class RNNDecoder(nn.Module):
         self.use_init = "init" in modes and z_size > 0
         self.use_concat = "concat" in modes and z_size > 0
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=pad_id)
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.embedding_dropout = Dropout(config.embedding_dropout)
         self.rnn = RNN_CLASSES[config.type](
             config.embedding_size + (z_size if self.use_concat else 0),
             config.hidden_size,
@@ -71,7 +72,7 @@ class RNNDecoder(nn.Module):
         )
         if self.use_init:
             self.z_to_state = nn.Linear(z_size, config.num_layers * config.hidden_size)
-        self.output_dropout = nn.Dropout(config.output_dropout)
+        self.output_dropout = Dropout(config.output_dropout)
         self.output = nn.Linear(config.hidden_size, vocab_size)
         if config.tie_embeddings:
             if config.embedding_size != config.hidden_size:
@@ -107,6 +108,10 @@ class RNNDecoder(nn.Module):
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states -> vocabulary logits."""
         return self.output(hidden)
+
+    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """-log p(target | hidden) per token: (T, H), (T,) -> (T,), fused (``modules.fused.linear_cross_entropy``)."""
+        return linear_cross_entropy(hidden, self.output.weight, self.output.bias, targets)
 
     def step(self, tokens: torch.Tensor, z: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One generation step: (N,) previous tokens -> (N, V) logits and the new state."""
@@ -164,7 +169,7 @@ class TransformerDecoder(nn.Module):
             nn.Linear(config.embedding_size, size) if config.embedding_size != size else nn.Identity()
         )
         self.positions = build_positions(config.positions, config.max_positions, size)
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.embedding_dropout = Dropout(config.embedding_dropout)
         for mode in ("memory", "prefix"):
             if mode in modes and getattr(config, f"{mode}_slots") < 1:
                 raise ConfigError(f"model.decoder.{mode}_slots must be at least 1 in z_mode {config.z_mode!r}")
@@ -181,7 +186,7 @@ class TransformerDecoder(nn.Module):
             for _ in range(config.num_layers)
         )
         self.norm = nn.LayerNorm(size)
-        self.output_dropout = nn.Dropout(config.output_dropout)
+        self.output_dropout = Dropout(config.output_dropout)
         self.output = nn.Linear(size, vocab_size)
         init_weights(self)
         if config.tie_embeddings:
@@ -230,6 +235,10 @@ class TransformerDecoder(nn.Module):
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states -> vocabulary logits."""
         return self.output(hidden)
+
+    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """-log p(target | hidden) per token: (T, H), (T,) -> (T,), fused (``modules.fused.linear_cross_entropy``)."""
+        return linear_cross_entropy(hidden, self.output.weight, self.output.bias, targets)
 
     def initial_state(self, z: torch.Tensor) -> TransformerState:
         """Memory keys/values from z, and the prefix run through the blocks into the self-attention cache."""
@@ -344,6 +353,10 @@ class PretrainedDecoder(nn.Module):
         """Hidden states -> logits over the tokenizer's ids (a checkpoint may pad its output layer beyond them)."""
         return self.lm.get_output_embeddings()(hidden)[..., : self.vocab_size]
 
+    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """-log p(target | hidden) per token: (T, H), (T,) -> (T,)."""
+        return F.cross_entropy(self.project(hidden).float(), targets, reduction="none")
+
     def initial_state(self, z: torch.Tensor) -> PretrainedState:
         return PretrainedState(self._memory(z), 0)
 
@@ -379,6 +392,9 @@ class RecomputingDecoder(nn.Module):
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.inner.project(hidden)
 
+    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.inner.token_nll(hidden, targets)
+
     def initial_state(self, z: torch.Tensor) -> Optional[torch.Tensor]:
         return None
 
@@ -405,12 +421,15 @@ def build_decoder(
 def sequence_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """-log p(x|z) per sentence (N,) for (N, T) ids ``<bos> w.. <eos> <pad>..`` and (N, D) z, summed over the
     predicted tokens (words and <eos>). Only real positions go through the output projection and softmax: padding
-    costs nothing in the largest matrix product."""
+    costs nothing in the largest matrix product. Decoders with a ``token_nll`` (all of ours) fuse projection and
+    loss; for any other, the logits go through ``F.cross_entropy``."""
     inputs, targets = input_ids[:, :-1], input_ids[:, 1:]
     hidden = decoder(inputs, z)  # (N, T-1, H)
     positions = torch.arange(targets.size(1), device=targets.device)
     mask = positions.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (N, T-1)
-    logits = decoder.project(hidden[mask])  # (tokens, V)
-    token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+    if hasattr(decoder, "token_nll"):
+        token_nll = decoder.token_nll(hidden[mask], targets[mask])
+    else:
+        token_nll = F.cross_entropy(decoder.project(hidden[mask]).float(), targets[mask], reduction="none")
     rows = mask.nonzero(as_tuple=True)[0]
     return torch.zeros(input_ids.size(0), device=z.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)

@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..config import ConfigError, EncoderConfig
 from ..registry import ENCODERS
+from .fused import Dropout
 from .transformer import Block, Pooling, build_positions, init_weights
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -30,7 +31,7 @@ class RNNEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=pad_id)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = RNN_CLASSES[config.type](
             config.embedding_size,
             config.hidden_size,
@@ -77,7 +78,7 @@ class TransformerEncoder(nn.Module):
             nn.Linear(config.embedding_size, size) if config.embedding_size != size else nn.Identity()
         )
         self.positions = build_positions(config.positions, config.max_positions, size)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(size, config.num_heads, config.feedforward_size, config.dropout) for _ in range(config.num_layers)
         )

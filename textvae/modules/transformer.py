@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused import Dropout
+
 KV = tuple[torch.Tensor, torch.Tensor]  # keys and values, each (B, h, S, d)
 
 
@@ -113,9 +115,9 @@ class Block(nn.Module):
             self.cross = None
         self.feedforward_norm = nn.LayerNorm(size)
         self.feedforward = nn.Sequential(
-            nn.Linear(size, feedforward_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(feedforward_size, size)
+            nn.Linear(size, feedforward_size), nn.GELU(), Dropout(dropout), nn.Linear(feedforward_size, size)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,

@@ -35,6 +35,7 @@ from .checkpoint import (
     read_trainer_state,
     write_json,
 )
+from .host_memory import keep_freed_host_memory
 
 
 class TrainingError(RuntimeError):
@@ -222,6 +223,8 @@ def train(
             # with no GPU, cpu=True is what lets accelerate see torchrun's processes (gloo) as one data-parallel job
             cpu=not torch.cuda.is_available(),
         )
+    if tc.keep_host_memory and accelerator.device.type == "cpu":
+        keep_freed_host_memory()
     set_seed(config.seed)
     out_dir = Path(tc.output_dir)
     ckpt_dir = out_dir / "checkpoints"

