@@ -22,8 +22,9 @@ def leaves(tokens=37, hidden=16, vocab=53, bias=True, dtype=torch.float32, seed=
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_values_and_gradients_match_plain_ops(bias):
-    h, w, b, t = leaves(bias=bias)
+@pytest.mark.parametrize("tokens", [37, 40, 1])  # padded to a multiple of 8 in the products, or not
+def test_values_and_gradients_match_plain_ops(bias, tokens):
+    h, w, b, t = leaves(tokens=tokens, bias=bias)
     upstream = torch.rand(h.size(0))  # a different weight per token, as per-sentence sums then a mean give
     params = [p for p in (h, w, b) if p is not None]
     expected = plain(h, w, b, t)
