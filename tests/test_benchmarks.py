@@ -37,3 +37,31 @@ def test_ptb_table_lists_our_rows_beside_the_published_ones():
     table = ptb.format_table({"rows": {"annealing": row}})
     assert "| annealing | 120.50 | 1.50 | 7 | 2.00 | 105.00 | 101.40 / 0.00 / 0 / 0.00 / 101.20 |" in table
     assert "lstm_lm (not run)" in table
+
+
+def test_throughput_times_both_steps_and_counts_lstm_flops(tmp_path):
+    """The throughput benchmark runs the library step and the bare step, and its FLOP count is the textbook one."""
+    import numpy as np
+
+    from textvae.config import load_config
+    from textvae.data.pipeline import prepare_data
+
+    throughput = load_script("throughput")
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.txt").write_text("the cat sat on the mat\na dog ran home\nthe bird sang\n" * 8)
+    overrides = [f"data.data_dir={tmp_path}", "model.encoder.hidden_size=8", "model.encoder.embedding_size=8",
+                 "model.decoder.hidden_size=8", "model.decoder.embedding_size=8", "model.latent.size=4"]
+    config = load_config(throughput.PTB_CONFIG, overrides)
+    data = prepare_data(config.data, config.model.max_length)
+    vocab = data.tokenizer.vocab_size
+    # per word: encoder LSTM over n + 2 tokens, decoder LSTM (input 8 + z 4) and output layer over n + 1, x 3
+    words = np.array([5])
+    expected = 3 * (7 * 2 * 4 * 8 * 16 + 2 * 2 * 4 * 8 + 6 * (2 * 4 * 8 * 20 + 2 * 8 * vocab) + 2 * 4 * 8)
+    assert throughput.flops_per_sentence(words, config.model, vocab) == expected
+    ours = throughput.time_textvae(data, config, batch_size=4, steps=3, warmup=1, device=throughput.torch.device("cpu"),
+                                   repeats=2)
+    bare = throughput.time_bare(vocab, 4, 5, 3, 1, throughput.torch.device("cpu"), config, repeats=2)
+    for result in (ours, bare):
+        assert len(result["seconds_all"]) == 2 and result["seconds"] == min(result["seconds_all"]) > 0
+        assert result["tokens"] > 0 and result["flops"] > 0
+    assert bare["tokens"] == 3 * 4 * 6

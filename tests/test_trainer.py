@@ -165,3 +165,23 @@ def test_init_from_unknown_module_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no module 'encodr'"):
         train(tiny_config(tmp_path, "b", "train.max_steps=1", f"train.init_from={ae.final_dir}",
                           "train.init_modules=[encodr]"), progress=False)
+
+
+def test_clip_grad_norm_matches_torch_and_skips_gradients_within_the_limit():
+    from textvae.training.trainer import clip_grad_norm_
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(2))]
+    params[2].grad = None  # a parameter without a gradient is skipped
+    for scale, limit in ((10.0, 1.0), (0.01, 1.0)):
+        grads = [torch.randn_like(p) * scale for p in params[:2]]
+        expected = [g.clone() for g in grads]
+        reference = [torch.nn.Parameter(p.detach().clone()) for p in params[:2]]
+        for p, r, g in zip(params, reference, expected):
+            p.grad, r.grad = g.clone(), g.clone()
+        norm = clip_grad_norm_(params, limit)
+        torch.testing.assert_close(norm, torch.nn.utils.clip_grad_norm_(reference, limit))
+        for p, r in zip(params, reference):
+            torch.testing.assert_close(p.grad, r.grad)
+        if scale < 1:  # within the limit: untouched, bit for bit
+            assert all(torch.equal(p.grad, g) for p, g in zip(params, expected))

@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from ..config import Config, TrainConfig, save_config
@@ -93,6 +93,28 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
         except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
             return cls(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay)
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` (L2), except that gradients already within ``max_norm`` are left alone:
+    torch multiplies them by 1.0, a pass over every gradient (3 x 10 MB a step for a 10k-word model; 3.3 against
+    2.0 ms on the CPU here). It reads the norm on the host, so the trainer uses it where that costs nothing: CPUs."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if total > max_norm:
+        torch._foreach_mul_(grads, max_norm / (float(total) + 1e-6))
+    return total
+
+
+def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: float) -> None:
+    """accelerate's clipping (it unscales fp16 gradients and knows FSDP and DeepSpeed); on CPU processes, the
+    cheaper ``clip_grad_norm_`` above."""
+    if accelerator.device.type == "cpu" and accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU):
+        clip_grad_norm_(model.parameters(), max_norm)
+    else:
+        accelerator.clip_grad_norm_(model.parameters(), max_norm)
 
 
 # ---------------------------------------------------------------- validation
@@ -319,7 +341,7 @@ def train(
                     )
                 accelerator.backward(output.loss)
                 if accelerator.sync_gradients and tc.grad_clip > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    clip_gradients(accelerator, model, tc.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             state.batch_in_epoch += 1
