@@ -185,3 +185,19 @@ def test_clip_grad_norm_matches_torch_and_skips_gradients_within_the_limit():
             torch.testing.assert_close(p.grad, r.grad)
         if scale < 1:  # within the limit: untouched, bit for bit
             assert all(torch.equal(p.grad, g) for p, g in zip(params, expected))
+
+
+def test_cpu_threads_are_set_for_training_and_restored(monkeypatch):
+    import textvae.training.trainer as trainer
+    from textvae.config import Config
+
+    seen = []
+    monkeypatch.setattr(trainer, "_train", lambda *args: seen.append(torch.get_num_threads()))
+    torch.set_num_threads(1)  # as accelerate launch leaves a single CPU process
+    config = Config()
+    config.train.cpu_threads = 2
+    trainer.train(config)
+    config.train.cpu_threads = 0
+    trainer.train(config)
+    assert seen == [2, trainer.cores_per_process(1)] and torch.get_num_threads() == 1
+    assert trainer.cores_per_process(1000) == 1

@@ -221,6 +221,9 @@ class TrainConfig:
     # on a CPU, keep freed memory in the process (glibc mallopt) instead of returning it to the kernel after every
     # step: the step's (tokens x vocabulary) tensors then reuse mapped pages (see training.host_memory)
     keep_host_memory: bool = True
+    # threads per process on a CPU; 0: the machine's physical cores shared among its processes (accelerate launch
+    # alone sets OMP_NUM_THREADS=1 for a single CPU process, half of a 2-core machine)
+    cpu_threads: int = 0
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -236,6 +237,9 @@ def train(
     Writes into ``config.train.output_dir``: ``config.yaml``, ``log.jsonl``, ``checkpoints/step_*/`` (resume state),
     ``best/`` (the model folder with the best validation ELBO) and ``final/``. With ``resume=True`` it continues from
     the newest complete checkpoint there, at the same step, batch, optimizer state and random state.
+
+    On a CPU it runs ``train.cpu_threads`` threads per process (0: the machine's cores shared among its processes;
+    ``accelerate launch`` alone would leave a single CPU process one thread) and restores the count when done.
     """
     tc = config.train
     if accelerator is None:
@@ -245,8 +249,32 @@ def train(
             # with no GPU, cpu=True is what lets accelerate see torchrun's processes (gloo) as one data-parallel job
             cpu=not torch.cuda.is_available(),
         )
-    if tc.keep_host_memory and accelerator.device.type == "cpu":
-        keep_freed_host_memory()
+    threads = torch.get_num_threads()
+    if accelerator.device.type == "cpu":
+        if tc.keep_host_memory:
+            keep_freed_host_memory()
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+        torch.set_num_threads(tc.cpu_threads or cores_per_process(local_processes))
+    try:
+        return _train(config, resume, data, accelerator, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def cores_per_process(local_processes: int) -> int:
+    """Physical cores this process may use (its CPU affinity, at most the machine's cores) shared among
+    ``local_processes``; at least 1."""
+    import psutil  # an accelerate dependency
+
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = min(available, psutil.cpu_count(logical=False) or available)
+    return max(1, cores // max(1, local_processes))
+
+
+def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerator: Accelerator,
+           progress: bool) -> TrainResult:
+    """The body of ``train``, with the accelerator made and the process set up."""
+    tc = config.train
     set_seed(config.seed)
     out_dir = Path(tc.output_dir)
     ckpt_dir = out_dir / "checkpoints"
