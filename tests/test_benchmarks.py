@@ -65,6 +65,8 @@ def test_throughput_times_both_steps_and_counts_lstm_flops(tmp_path):
         assert len(result["seconds_all"]) == 2 and result["seconds"] == min(result["seconds_all"]) > 0
         assert result["tokens"] > 0 and result["flops"] > 0
     assert bare["tokens"] == 3 * 4 * 6
+    epoch = throughput.run_epoch(config, data, tmp_path / "epoch", throughput.PTB_CONFIG)
+    assert epoch["steps"] == 1 and epoch["tokens"] > 0 and epoch["training_tokens_per_s"] > 0
 
 
 def test_output_layer_benchmark_writes_both_timings(tmp_path):
