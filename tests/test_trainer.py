@@ -201,3 +201,6 @@ def test_cpu_threads_are_set_for_training_and_restored(monkeypatch):
     trainer.train(config)
     assert seen == [2, trainer.cores_per_process(1)] and torch.get_num_threads() == 1
     assert trainer.cores_per_process(1000) == 1
+    config.train.cpu_threads = -1
+    with pytest.raises(ValueError, match="train.cpu_threads must be 0"):
+        trainer.train(config)

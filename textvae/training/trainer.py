@@ -22,7 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
-from ..config import Config, TrainConfig, save_config
+from ..config import Config, ConfigError, TrainConfig, save_config
 from ..data.pipeline import PreparedData, make_loader, prepare_data
 from ..data.tokenization import load_tokenizer
 from ..evaluation.latent_stats import active_units_from_means
@@ -242,6 +242,8 @@ def train(
     ``accelerate launch`` alone would leave a single CPU process one thread) and restores the count when done.
     """
     tc = config.train
+    if tc.cpu_threads < 0:
+        raise ConfigError(f"train.cpu_threads must be 0 (the machine's cores) or a thread count, got {tc.cpu_threads}")
     if accelerator is None:
         accelerator = Accelerator(
             mixed_precision=None if tc.mixed_precision == "no" else tc.mixed_precision,
