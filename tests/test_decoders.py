@@ -43,3 +43,35 @@ def test_tied_embeddings_need_equal_sizes():
         build_decoder(20, 3, DecoderConfig(embedding_size=6, hidden_size=7, tie_embeddings=True))
     decoder = build_decoder(20, 3, DecoderConfig(embedding_size=7, hidden_size=7, tie_embeddings=True))
     assert decoder.output.weight is decoder.embedding.weight
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_sequence_nll_through_token_nll_equals_logits_and_cross_entropy(kind):
+    """Our decoders fuse projection and loss (``token_nll``); the per-sentence NLL and every parameter's gradient
+    equal those of the logits path any other decoder takes."""
+    from textvae.modules.decoders import sequence_nll
+
+    torch.manual_seed(0)
+    extra = {"num_heads": 2, "feedforward_size": 16, "z_mode": "memory"} if kind == "transformer" else {}
+    config = DecoderConfig(type=kind, embedding_size=8, hidden_size=8, num_layers=1, **extra)
+    decoder = build_decoder(23, 3, config).eval()
+    ids = torch.tensor([[1, 5, 6, 7, 2, 0], [1, 8, 2, 0, 0, 0], [1, 9, 10, 11, 12, 2]])
+    lengths = torch.tensor([5, 3, 6])
+    z = torch.randn(3, 3)
+
+    def nll_and_grads(fused: bool):
+        decoder.zero_grad()
+        if fused:
+            nll = sequence_nll(decoder, ids, lengths, z)
+        else:
+            nll = sequence_nll(type("Plain", (), {"__call__": lambda self, i, zz: decoder(i, zz),
+                                                  "project": lambda self, h: decoder.project(h)})(), ids, lengths, z)
+        (nll * torch.tensor([1.0, 2.0, 0.5])).sum().backward()
+        return nll.detach(), {n: p.grad.clone() for n, p in decoder.named_parameters() if p.grad is not None}
+
+    fused_nll, fused_grads = nll_and_grads(True)
+    plain_nll, plain_grads = nll_and_grads(False)
+    torch.testing.assert_close(fused_nll, plain_nll, rtol=1e-5, atol=1e-5)
+    assert fused_grads.keys() == plain_grads.keys() and "output.weight" in fused_grads
+    for name in fused_grads:
+        torch.testing.assert_close(fused_grads[name], plain_grads[name], rtol=1e-4, atol=1e-6, msg=name)
