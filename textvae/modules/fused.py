@@ -111,8 +111,10 @@ def linear_cross_entropy(
     Under autocast, or in half precision, it is exactly that (the fused path keeps fp32/fp64 softmax arithmetic).
     Without gradients it runs in blocks of ``EVAL_BLOCK_TOKENS`` tokens, so importance-weighted evaluation over
     many samples never holds all their logits at once."""
-    if targets.device.type == "cpu" and targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.size(0)):
-        raise ValueError(f"target ids must lie in [0, {weight.size(0)}), got {int(targets.min())}..{int(targets.max())}")
+    if targets.device.type == "cpu" and targets.numel():
+        low, high = (int(x) for x in torch.aminmax(targets))
+        if low < 0 or high >= weight.size(0):
+            raise ValueError(f"target ids must lie in [0, {weight.size(0)}), got {low}..{high}")
     if (
         hidden.size(0) == 0
         or hidden.dtype not in (torch.float32, torch.float64)
@@ -125,9 +127,8 @@ def linear_cross_entropy(
         return _LinearCrossEntropy.apply(hidden, weight, bias, targets)
     with torch.no_grad():
         blocks = [
-            _nll_and_exp_(_logits_t(block, weight, bias)[:, : block.size(0)], targets[i : i + EVAL_BLOCK_TOKENS])[0]
-            for i in range(0, hidden.size(0), EVAL_BLOCK_TOKENS)
-            for block in [hidden[i : i + EVAL_BLOCK_TOKENS]]
+            _nll_and_exp_(_logits_t(block, weight, bias)[:, : block.size(0)], block_targets)[0]
+            for block, block_targets in zip(hidden.split(EVAL_BLOCK_TOKENS), targets.split(EVAL_BLOCK_TOKENS))
         ]
     return torch.cat(blocks)
 
@@ -137,7 +138,7 @@ class Dropout(nn.Dropout):
     3x slower there; on other devices, and outside training, it is ``nn.Dropout`` itself."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0 or x.device.type != "cpu" or not 0.0 < self.p < 1.0 or self.inplace:
+        if not self.training or not 0.0 < self.p < 1.0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
         keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
