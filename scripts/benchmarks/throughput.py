@@ -143,6 +143,18 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def repeated_timings(block, repeats: int, device: torch.device) -> list[float]:
+    """Wall times of ``repeats`` calls of ``block``, each synchronised with ``device`` before and after."""
+    timings = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        block()
+        sync(device)
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
 def time_textvae(data, config, batch_size: int, steps: int, warmup: int, device: torch.device, repeats: int = 3) -> dict:
     """The library's own training step (loader, forward, backward, the trainer's clipping, Adam) on PTB batches:
     ``repeats`` timings of the same ``steps`` batches, the fastest reported (as ``timeit`` does; ``seconds_all``
@@ -162,16 +174,15 @@ def time_textvae(data, config, batch_size: int, steps: int, warmup: int, device:
 
     for step, batch in zip(range(warmup), loader):
         one_step(batch, step)
-    timings, lengths = [], []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        lengths = []
+    lengths = []
+
+    def all_steps() -> None:
+        lengths.clear()
         for step, batch in zip(range(steps), loader):  # the same batches every time (same sampler epoch)
             one_step(batch, step)
             lengths.append(batch["lengths"])
-        sync(device)
-        timings.append(time.perf_counter() - start)
+
+    timings = repeated_timings(all_steps, repeats, device)
     words = torch.cat(lengths).numpy() - 2
     return {
         "seconds": min(timings),
@@ -278,14 +289,11 @@ def time_bare(vocab: int, batch_size: int, length: int, steps: int, warmup: int,
 
     for _ in range(warmup):
         one_step()
-    timings = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
+    def all_steps() -> None:
         for _ in range(steps):
             one_step()
-        sync(device)
-        timings.append(time.perf_counter() - start)
+
+    timings = repeated_timings(all_steps, repeats, device)
     words = np.full(batch_size * steps, length)
     return {"seconds": min(timings), "seconds_all": timings, "tokens": int(np.sum(words + 1)),
             "flops": flops_per_sentence(words, m, vocab)}
