@@ -48,6 +48,19 @@ def tiny_model_config(rnn: str = "lstm", **overrides) -> ModelConfig:
     return from_dict(ModelConfig, base, prefix="model.")
 
 
+def fit(model, batch: dict, steps: int, lr: float) -> list[float]:
+    """``steps`` Adam steps of ``model`` on one batch (the step number passed on, for schedules); the losses."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for step in range(steps):
+        output = model(batch, step=step)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+        losses.append(output.loss.item())
+    return losses
+
+
 @pytest.fixture
 def tiny_model(tokenizer):
     from textvae import TextVAE

@@ -157,15 +157,23 @@ def test_save_and_load_round_trip_exactly(dialogue_data, tmp_path):
     )
 
 
-def test_trainer_trains_a_tiny_cvae_from_jsonl(tmp_path):
+def tiny_dialogue_run_config(tmp_path, model_type: str, *overrides: str):
+    """The default config turned into a tiny ``model_type`` dialogue model on a JSONL corpus written under
+    ``tmp_path``, training into ``tmp_path / "run"``; ``overrides`` add the test's own settings."""
     folder = write_jsonl_corpus(tmp_path / "d")
-    config = load_config(ROOT / "configs" / "default.yaml", [
-        "data.corpus=dialogue_jsonl", f"data.data_dir={folder}", "data.batch_size=4", "data.eval_batch_size=8",
-        "model.model_type=cvae", "model.encoder.embedding_size=8", "model.encoder.hidden_size=8",
-        "model.decoder.embedding_size=8", "model.decoder.hidden_size=8", "model.latent.size=3",
-        "model.dialogue.context_hidden_size=6", "model.dialogue.use_act=true", "model.dialogue.num_acts=3",
-        "train.max_steps=3", "train.eval_every=2", "train.log_every=1", f"train.output_dir={tmp_path / 'run'}",
+    return load_config(ROOT / "configs" / "default.yaml", [
+        "data.corpus=dialogue_jsonl", f"data.data_dir={folder}", f"model.model_type={model_type}",
+        "model.encoder.embedding_size=8", "model.encoder.hidden_size=8", "model.decoder.embedding_size=8",
+        "model.decoder.hidden_size=8", "model.latent.size=3", "model.dialogue.context_hidden_size=6",
+        f"train.output_dir={tmp_path / 'run'}", *overrides,
     ])
+
+
+def test_trainer_trains_a_tiny_cvae_from_jsonl(tmp_path):
+    config = tiny_dialogue_run_config(
+        tmp_path, "cvae", "data.batch_size=4", "data.eval_batch_size=8", "model.dialogue.use_act=true",
+        "model.dialogue.num_acts=3", "train.max_steps=3", "train.eval_every=2", "train.log_every=1",
+    )
     result = train(config, progress=False)
     assert result.state.step == 3 and result.valid["sentences"] == 8  # the validation responses
     model = load_pretrained(result.final_dir)

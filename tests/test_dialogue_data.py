@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from textvae.config import DataConfig, DialogueDataConfig, TokenizerConfig
 from textvae.data.corpora import DataError, load_corpus

@@ -1,7 +1,6 @@
 import math
 
 import pytest
-import torch
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from textvae.evaluation.dialogue import bleu_precision_recall, distinct_within_and_over, evaluate_responses, smoothed_bleu

@@ -15,7 +15,7 @@ from textvae.data.batching import collate
 from textvae.data.tokenization import PretrainedTokenizer, TokenizerError, load_tokenizer, train_tokenizer
 from textvae.modules.decoders import PRETRAINED_Z_MODES, RecomputingDecoder
 
-from .conftest import SENTENCES
+from .conftest import SENTENCES, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,14 +142,7 @@ def test_optimus_pair_trains_and_round_trips_without_the_original_checkpoints(ch
     model = optimus(local)
     assert model.encoder.source_tokenizer is not None  # BERT re-tokenizes the text of GPT-2's ids
     batch = batch_of(model, SENTENCES)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for step in range(6):
-        output = model(batch, step=step)
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-        losses.append(output.loss.item())
+    losses = fit(model, batch, steps=6, lr=3e-3)
     assert losses[-1] < losses[0]
     model.eval()
     model.save_pretrained(tmp_path / "model")

@@ -18,7 +18,7 @@ from textvae.modules.decoders import (
 )
 from textvae.modules.encoders import build_encoder
 
-from .conftest import SENTENCES, tiny_model_config
+from .conftest import SENTENCES, fit, tiny_model_config
 
 TINY = {"embedding_size": 16, "hidden_size": 16, "num_layers": 2, "num_heads": 2, "feedforward_size": 24}
 
@@ -157,15 +157,8 @@ def test_mixed_rnn_and_transformer_pairs_train_decode_and_reload(tokenizer, tmp_
                  **(TINY if decoder == "transformer" else sizes)},
     )
     model = TextVAE.from_config(config, tokenizer)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     ids, lengths = model.tokenize(SENTENCES)
-    losses = []
-    for step in range(5):
-        output = model({"input_ids": ids, "lengths": lengths}, step=step)
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-        losses.append(output.loss.item())
+    losses = fit(model, {"input_ids": ids, "lengths": lengths}, steps=5, lr=1e-2)
     assert losses[-1] < losses[0]
     model.eval()
     reconstructions = model.reconstruct(SENTENCES[:2])

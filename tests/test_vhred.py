@@ -1,16 +1,13 @@
 import pytest
 import torch
 
-from textvae import load_config, load_pretrained
+from textvae import load_pretrained
 from textvae.config import ConfigError
-from textvae.data.dialogue import collate_dialogues
 from textvae.models import VHRED, BaseVAE
 from textvae.models.hierarchical import append_response
 from textvae.training.trainer import train
 
-from .test_cvae import batch_of, dialogue_data, tiny_cvae_config  # noqa: F401  (the module-scoped fixture)
-from .test_dialogue_data import write_jsonl_corpus
-from .test_trainer import ROOT
+from .test_cvae import batch_of, dialogue_data, tiny_cvae_config, tiny_dialogue_run_config  # noqa: F401  (the module-scoped fixture)
 
 
 def build(data, **dialogue) -> VHRED:
@@ -55,14 +52,10 @@ def test_vhred_needs_a_context_condition(dialogue_data):
 
 
 def test_trainer_trains_a_tiny_vhred_on_disjoint_windows(tmp_path):
-    folder = write_jsonl_corpus(tmp_path / "d")
-    config = load_config(ROOT / "configs" / "default.yaml", [
-        "data.corpus=dialogue_jsonl", f"data.data_dir={folder}", "data.batch_size=2", "data.dialogue.max_turns=2",
-        "data.dialogue.windows=disjoint", "model.model_type=vhred", "model.encoder.embedding_size=8",
-        "model.encoder.hidden_size=8", "model.decoder.embedding_size=8", "model.decoder.hidden_size=8",
-        "model.latent.size=3", "model.dialogue.context_hidden_size=6", "train.max_steps=3", "train.eval_every=3",
-        f"train.output_dir={tmp_path / 'run'}",
-    ])
+    config = tiny_dialogue_run_config(
+        tmp_path, "vhred", "data.batch_size=2", "data.dialogue.max_turns=2", "data.dialogue.windows=disjoint",
+        "train.max_steps=3", "train.eval_every=3",
+    )
     result = train(config, progress=False)
     assert result.valid["sentences"] == 2 + 1 + 2  # windows of 3 turns: 4 turns -> 2 (the last covers the end), 2 -> 1, 5 -> 2
     model = load_pretrained(result.final_dir)
