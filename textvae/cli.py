@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
+from .errors import TextVAEError
+
 COMMANDS = {
     "train": "train a VAE (same flags as scripts/train_text_vae.py)",
     "evaluate": "IW-NLL, PPL, KL, MI, AU, BLEU and figures of a model folder on a split",
@@ -22,6 +24,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  {name:12s} {help_text}")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    try:
+        return _dispatch(command, rest)
+    except TextVAEError as exc:  # whatever a subcommand did not catch itself: one line, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(command: str, rest: list[str]) -> int:
+    """Run subcommand ``command`` with its arguments; its exit status."""
     if command == "train":
         from .training.run import main as train_main
 

@@ -18,9 +18,7 @@ from typing import Any, Iterable, Union
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config key, value or file that cannot be used; the message names it."""
+from .errors import ConfigError
 
 
 def choice(default: Any, *choices: Any) -> Any:

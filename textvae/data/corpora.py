@@ -10,13 +10,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import DataError
 from ..registry import CORPORA
 
 SPLITS = ("train", "valid", "test")
-
-
-class DataError(ValueError):
-    """Data that is missing or unusable; the message names the path or the problem."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence, Union
 
+from ..errors import TokenizerError
 from ..config import TokenizerConfig
 from ..registry import TOKENIZERS, unknown_name_message
 
@@ -26,10 +27,6 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 CONFIG_FILE = "tokenizer_config.json"
 
 PathLike = Union[str, Path]
-
-
-class TokenizerError(ValueError):
-    """A tokenizer folder, file or setting that cannot be used; the message names it."""
 
 
 def _as_id_list(ids: Any) -> list[int]:

@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import CommandError
+
 MODEL_SUBFOLDERS = ("best", "final", "last")
-
-
-class CommandError(Exception):
-    """A problem with the command's inputs; printed without a traceback."""
 
 
 def resolve_model_folder(path: str) -> Path:

@@ -12,16 +12,13 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..config import Config, ConfigError, ModelConfig, from_dict
 from ..data.batching import collate
 from ..registry import MODELS
 from ..training.checkpoint import CheckpointError, load_weights, read_config, save_model_folder
 
 STRATEGIES = ("greedy", "sample", "beam")
-
-
-class InputError(ValueError):
-    """Sentences or latents the model cannot take; the message says which and why."""
 
 
 @dataclass

@@ -14,12 +14,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 
+from ..errors import CheckpointError
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-class CheckpointError(ValueError):
-    """A model folder that is missing files or does not match the model its config describes."""
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
+from ..errors import TrainingError
 from ..config import Config, ConfigError, TrainConfig, save_config
 from ..data.pipeline import PreparedData, make_loader, prepare_data
 from ..data.tokenization import load_tokenizer
@@ -37,10 +38,6 @@ from .checkpoint import (
     write_json,
 )
 from .host_memory import keep_freed_host_memory
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, say); the message says where and what to try."""
 
 
 @dataclass
