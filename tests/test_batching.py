@@ -12,7 +12,7 @@ def test_fit_length_truncate_drop_error_and_empty():
     assert (report.truncated, report.dropped, report.empty, report.kept) == (1, 0, 1, 3)
     kept, index, report = fit_length(ids, 4, "drop")
     assert index == [0, 3] and report.dropped == 1
-    assert "1 dropped as too long" in str(report)
+    assert str(report) == "2 of 4 sentences kept; 1 dropped as longer than max_length=4, 1 empty dropped (first: sentence 1)"
     with pytest.raises(DataError, match="sentence 2 has 10 tokens, more than max_length=4"):
         fit_length(ids, 4, "error")
 

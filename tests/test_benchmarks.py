@@ -52,7 +52,7 @@ def test_throughput_times_both_steps_and_counts_lstm_flops(tmp_path):
     overrides = [f"data.data_dir={tmp_path}", "model.encoder.hidden_size=8", "model.encoder.embedding_size=8",
                  "model.decoder.hidden_size=8", "model.decoder.embedding_size=8", "model.latent.size=4"]
     config = load_config(throughput.PTB_CONFIG, overrides)
-    data = prepare_data(config.data, config.model.max_length)
+    data = prepare_data(config.data, config.model.max_length, overlong=config.model.overlong)
     vocab = data.tokenizer.vocab_size
     # per word: encoder LSTM over n + 2 tokens, decoder LSTM (input 8 + z 4) and output layer over n + 1, x 3
     words = np.array([5])

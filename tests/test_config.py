@@ -45,8 +45,8 @@ def test_choices_are_checked_with_a_suggestion():
 
 
 def test_optional_fields_accept_none_and_values():
-    assert load_config(None, ["data.max_length=null"]).data.max_length is None
-    assert load_config(None, ["data.max_length=40"]).data.max_length == 40
+    assert load_config(None, ["model.max_length=null"]).model.max_length is None
+    assert load_config(None, ["model.max_length=40"]).model.max_length == 40
 
 
 def test_bad_override_forms():

@@ -54,7 +54,7 @@ def test_hf_datasets_from_local_jsonl_and_csv(tmp_path):
 
 def test_prepare_data_on_the_embedded_corpus_reports_lengths():
     config = DataConfig(synthetic_size=500, batch_size=16)
-    data = prepare_data(config, max_length=8)  # some synthetic sentences are longer than 8 tokens: dropped
+    data = prepare_data(config, max_length=8, overlong="drop")  # some synthetic sentences are longer than 8 tokens
     report = data.reports["train"]
     assert report.total == 400 and report.dropped > 0 and report.kept == len(data.datasets["train"])
     assert all(len(ids) <= 8 for ids in data.datasets["train"].token_ids)

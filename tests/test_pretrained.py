@@ -244,7 +244,7 @@ def test_a_pretrained_decoder_needs_its_checkpoints_tokenizer(checkpoints, token
 
 def test_a_checkpoint_folder_missing_a_file_names_it(checkpoints, tmp_path, tokenizer):
     broken = Path(shutil.copytree(checkpoints["bert"], tmp_path / "bert"))
-    config = {"encoder": {"type": "pretrained", "path": str(broken)}, "latent": {"size": 4}}
+    config = {"encoder": {"type": "pretrained", "path": str(broken)}, "latent": {"size": 4}, "max_length": 16}
     build = lambda: TextVAE.from_config(from_dict(ModelConfig, config, prefix="model."), tokenizer)  # noqa: E731
     (broken / "config.json").unlink()
     with pytest.raises(CheckpointError, match=f"checkpoint folder {re.escape(str(broken))} has no config.json"):

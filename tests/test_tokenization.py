@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from textvae.config import TokenizerConfig
+from textvae.config import ConfigError, TokenizerConfig
 from textvae.data.tokenization import (
     BOS,
     EOS,
@@ -238,5 +238,5 @@ def test_load_unknown_type(tmp_path) -> None:
 
 
 def test_train_unknown_type() -> None:
-    with pytest.raises(TokenizerError, match="did you mean 'wordpiece'"):
+    with pytest.raises(ConfigError, match="did you mean 'wordpiece'"):  # checked when the config is built
         train_tokenizer(CORPUS, TokenizerConfig(type="wordpeice"))

@@ -173,7 +173,7 @@ def test_each_decoder_type_names_its_own_z_modes():
         build_decoder(30, 5, decoder_config("init+concat"))
     with pytest.raises(ConfigError, match=r"'memory' does not apply to the lstm decoder; use one of init, concat, init\+concat"):
         build_decoder(30, 5, DecoderConfig(type="lstm", z_mode="memory"))
-    with pytest.raises(ConfigError, match="memory_slots must be at least 1"):
+    with pytest.raises(ConfigError, match="model.decoder.memory_slots: 0 is out of range; it must be at least 1"):
         build_decoder(30, 5, dataclasses.replace(decoder_config("memory"), memory_slots=0))
     # the config accepts exactly the modes some decoder takes
     choices = dict((f.name, f) for f in dataclasses.fields(DecoderConfig))["z_mode"].metadata["choices"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,9 +27,64 @@ def choice(default: Any, *choices: Any) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
+def bounded(default: Any, low: "float | None" = None, high: "float | None" = None, *, above: bool = False,
+            below: bool = False) -> Any:
+    """A numeric field that must lie in [low, high] (``above``/``below`` make an end open); None and list values
+    are checked element by element; ``default`` may be a factory (a callable) for list fields."""
+    spec = {"range": (low, high, above, below)}
+    if callable(default):
+        return field(default_factory=default, metadata=spec)
+    return field(default=default, metadata=spec)
+
+
+def _range_text(low, high, above: bool, below: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
+    if low is not None:
+        return f"{'above' if above else 'at least'} {low:g}"
+    return f"{'below' if below else 'at most'} {high:g}"
+
+
+def _check_range(key: str, value: Any, f: dataclasses.Field) -> None:
+    spec = f.metadata.get("range")
+    if spec is None or value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_range(f"{key}[{i}]", item, f)
+        return
+    low, high, above, below = spec
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: {value!r} is not a finite number; it must be {_range_text(*spec)}")
+    if (low is not None and (value < low or (above and value == low))) or (
+        high is not None and (value > high or (below and value == high))
+    ):
+        raise ConfigError(f"{key}: {value!r} is out of range; it must be {_range_text(*spec)}")
+
+
+class Checked:
+    """Mixin for config dataclasses: choices and numeric ranges are checked whenever one is built (from YAML, from
+    overrides or directly in Python), and errors name the dotted key (``section`` is the class's place in Config)."""
+
+    section = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            key = f"{self.section}.{f.name}" if self.section else f.name
+            value = getattr(self, f.name)
+            _check_choices(key, value, f)
+            _check_range(key, value, f)
+        self.check()
+
+    def check(self) -> None:
+        """Checks that involve several fields; subclasses add theirs."""
+
+
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(Checked):
     """Which tokenizer to train on the training split, and its size."""
+
+    section = "data.tokenizer"
 
     type: str = choice("word", "word", "bpe", "wordpiece", "sentencepiece", "pretrained")
     vocab_size: int = 10000  # the maximum for word-level vocabularies, the target for subword ones
@@ -38,20 +94,22 @@ class TokenizerConfig:
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(Checked):
     """Sequence encoder: x -> h, which the latent turns into q(z|x). RNNs (lstm, gru) read the first block of keys,
     transformers also the second, pretrained encoders ``path`` and ``pooling``."""
 
+    section = "model.encoder"
+
     type: str = "lstm"  # a name in registry.ENCODERS: lstm, gru, transformer, pretrained
-    embedding_size: int = 256
-    hidden_size: int = 256  # transformer: the model width (embeddings are projected to it if embedding_size differs)
-    num_layers: int = 1
+    embedding_size: int = bounded(256, 1)
+    hidden_size: int = bounded(256, 1)  # transformer: the model width (embeddings are projected to it if embedding_size differs)
+    num_layers: int = bounded(1, 1)
     bidirectional: bool = False
-    dropout: float = 0.0  # on embeddings and between layers (transformer: also attention and residual branches)
+    dropout: float = bounded(0.0, 0, 1, below=True)  # on embeddings and between layers (transformer: also attention and residual branches)
     # transformer
-    num_heads: int = 4
-    feedforward_size: int = 1024
-    max_positions: int = 512
+    num_heads: int = bounded(4, 1)
+    feedforward_size: int = bounded(1024, 1)
+    max_positions: int = bounded(512, 1)
     positions: str = choice("learned", "learned", "sinusoidal")
     pooling: str = choice("mean", "mean", "first", "attention")  # how token states become h (also pretrained)
     # pretrained: a local Hugging Face checkpoint folder (config.json + weights), e.g. a downloaded bert-base-uncased
@@ -59,99 +117,111 @@ class EncoderConfig:
 
 
 @dataclass
-class DecoderConfig:
+class DecoderConfig(Checked):
     """Autoregressive decoder p(x|z); ``z_mode`` says where z enters, and each decoder type takes its own modes:
     RNNs init, concat, init+concat; transformer memory, prefix, embedding and their '+' combinations; pretrained
     memory, embedding, memory+embedding (Optimus)."""
 
+    section = "model.decoder"
+
     type: str = "lstm"  # a name in registry.DECODERS: lstm, gru, transformer, pretrained
-    embedding_size: int = 256
-    hidden_size: int = 256  # transformer: the model width
-    num_layers: int = 1
+    embedding_size: int = bounded(256, 1)
+    hidden_size: int = bounded(256, 1)  # transformer: the model width
+    num_layers: int = bounded(1, 1)
     z_mode: str = choice(
         "init+concat", "init", "concat", "init+concat",
         "memory", "prefix", "embedding", "memory+prefix", "memory+embedding", "prefix+embedding",
         "memory+prefix+embedding",
     )
-    word_dropout: float = 0.0  # fraction of input tokens (never the first) replaced by <unk> in training
-    embedding_dropout: float = 0.0
-    output_dropout: float = 0.0
+    # fraction of input tokens (never the first) replaced by <unk> in training; 1 leaves the decoder no words (Bowman
+    # et al.'s inputless decoder)
+    word_dropout: float = bounded(0.0, 0, 1)
+    embedding_dropout: float = bounded(0.0, 0, 1, below=True)
+    output_dropout: float = bounded(0.0, 0, 1, below=True)
     tie_embeddings: bool = False  # share input embedding and output projection (needs embedding_size == hidden_size)
     # transformer
-    num_heads: int = 4
-    feedforward_size: int = 1024
-    dropout: float = 0.0  # attention weights, residual branches and the feed-forward hidden layer
-    max_positions: int = 512
+    num_heads: int = bounded(4, 1)
+    feedforward_size: int = bounded(1024, 1)
+    dropout: float = bounded(0.0, 0, 1, below=True)  # attention weights, residual branches and the feed-forward hidden layer
+    max_positions: int = bounded(512, 1)
     positions: str = choice("learned", "learned", "sinusoidal")
-    memory_slots: int = 1  # memory mode: z becomes this many vectors that cross-attention reads (pretrained: per layer)
-    prefix_slots: int = 1  # prefix mode: z becomes this many embeddings placed before <bos>
+    memory_slots: int = bounded(1, 1)  # memory mode: z becomes this many vectors that cross-attention reads (pretrained: per layer)
+    prefix_slots: int = bounded(1, 1)  # prefix mode: z becomes this many embeddings placed before <bos>
     # pretrained: a local Hugging Face causal LM folder (config.json + weights), e.g. a downloaded gpt2
     path: Union[str, None] = None
 
 
 @dataclass
-class LatentConfig:
+class LatentConfig(Checked):
     """The bottleneck q(z|x) and its prior."""
 
+    section = "model.latent"
+
     type: str = "gaussian"  # a name in registry.LATENTS: gaussian, gumbel, joint, none (a language model)
-    size: int = 32  # Gaussian dimensions (gaussian, joint); unused by gumbel
+    size: int = bounded(32, 1)  # Gaussian dimensions (gaussian, joint); unused by gumbel
     # categorical variables (gumbel, joint): one per entry, each with its own number of categories, e.g. [2, 3, 5, 10]
-    category_sizes: list[int] = field(default_factory=list)
+    category_sizes: list[int] = bounded(list, 2)
     # Gumbel-Softmax temperature at step t: max(temperature_min, temperature * exp(-temperature_anneal_rate * t))
-    temperature: float = 1.0
-    temperature_min: float = 0.5
-    temperature_anneal_rate: float = 1e-4  # per step (Jang et al. use 1e-5..1e-4); 0 keeps it constant
+    temperature: float = bounded(1.0, 0, above=True)
+    temperature_min: float = bounded(0.5, 0, above=True)
+    temperature_anneal_rate: float = bounded(1e-4, 0)  # per step (Jang et al. use 1e-5..1e-4); 0 keeps it constant
     hard: bool = False  # straight-through: exact one-hot forward, relaxed gradients backward
 
 
 @dataclass
-class ObjectiveConfig:
+class ObjectiveConfig(Checked):
     """ELBO terms and KL-weight schedule; every schedule is a pure function of the step (see objectives.py)."""
 
-    beta: float = 1.0  # final weight on the KL term
+    section = "model.objective"
+
+    beta: float = bounded(1.0, 0)  # final weight on the KL term
     kl_schedule: str = choice("constant", "constant", "linear", "sigmoid", "cyclical")
-    kl_start: float = 0.0  # linear: weight at step 0
-    kl_warmup_steps: int = 10000  # linear: steps to reach beta; sigmoid: steps to reach 0.99*beta (midpoint at half)
-    kl_cycles: int = 4  # cyclical: number of cycles over kl_total_steps
-    kl_ramp_ratio: float = 0.5  # cyclical: fraction of each cycle spent rising (Fu et al. use 0.5)
-    kl_total_steps: int = 40000  # cyclical: steps covered by the cycles; weight stays at beta afterwards
-    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (0 = off)
-    capacity: float = 0.0  # capacity control target C_max in nats (0 = off): loss = rec + gamma*|KL - C(step)|
-    capacity_steps: int = 10000  # steps over which C rises linearly from 0 to `capacity`
-    capacity_gamma: float = 10.0
+    kl_start: float = bounded(0.0, 0)  # linear: weight at step 0
+    kl_warmup_steps: int = bounded(10000, 1)  # linear: steps to reach beta; sigmoid: steps to reach 0.99*beta (midpoint at half)
+    kl_cycles: int = bounded(4, 1)  # cyclical: number of cycles over kl_total_steps
+    kl_ramp_ratio: float = bounded(0.5, 0, 1, above=True)  # cyclical: fraction of each cycle spent rising (Fu et al. use 0.5)
+    kl_total_steps: int = bounded(40000, 1)  # cyclical: steps covered by the cycles; weight stays at beta afterwards
+    free_bits: float = bounded(0.0, 0)  # nats per latent dimension below which KL is not penalised (0 = off)
+    capacity: float = bounded(0.0, 0)  # capacity control target C_max in nats (0 = off): loss = rec + gamma*|KL - C(step)|
+    capacity_steps: int = bounded(10000, 1)  # steps over which C rises linearly from 0 to `capacity`
+    capacity_gamma: float = bounded(10.0, 0)
     # categorical variables (gumbel, joint latents) get their own weight or capacity, as in JointVAE (Dupont 2018);
     # None falls back to the setting above, which otherwise applies to the Gaussian part
-    discrete_beta: Union[float, None] = None
-    discrete_capacity: Union[float, None] = None  # capped at sum(log n), the most a set of categoricals can carry
-    discrete_capacity_steps: Union[int, None] = None
+    discrete_beta: Union[float, None] = bounded(None, 0)
+    discrete_capacity: Union[float, None] = bounded(None, 0)  # capped at sum(log n), the most a set of categoricals can carry
+    discrete_capacity_steps: Union[int, None] = bounded(None, 1)
     # beta-TCVAE (Chen et al. 2018), Gaussian latent only: KL = index-code MI + total correlation + dimension-wise KL,
     # weighted tc_alpha, beta (the KL weight above, with its schedule) and tc_gamma
     tcvae: bool = False
-    tc_alpha: float = 1.0
-    tc_gamma: float = 1.0
+    tc_alpha: float = bounded(1.0, 0)
+    tc_gamma: float = bounded(1.0, 0)
     tc_estimator: str = choice("mws", "mws", "mss")  # minibatch weighted / stratified sampling estimate of q(z)
-    tc_dataset_size: int = 0  # N, the number of training sentences; 0 uses the batch size (moves the reported
+    tc_dataset_size: int = bounded(0, 0)  # N, the number of training sentences; 0 uses the batch size (moves the reported
     # MI/TC/dimension-wise split by constants; the gradients do not depend on it under mws)
 
 
 @dataclass
-class DialogueConfig:
+class DialogueConfig(Checked):
     """Dialogue models (cvae, vhred): the context encoder, the prior network and the auxiliary losses."""
 
+    section = "model.dialogue"
+
     condition: str = choice("context", "context", "label")  # cvae: condition on the dialogue context or a label
-    context_hidden_size: int = 256  # the context RNN over utterance vectors (also the label embedding's size)
-    prior_hidden_size: int = 100  # the prior network p(z|c): an MLP with one tanh layer of this width
-    bow_weight: float = 1.0  # bag-of-words loss (Zhao et al. 2017): predict the response's words from [c, z]; 0 = off
+    context_hidden_size: int = bounded(256, 1)  # the context RNN over utterance vectors (also the label embedding's size)
+    prior_hidden_size: int = bounded(100, 1)  # the prior network p(z|c): an MLP with one tanh layer of this width
+    bow_weight: float = bounded(1.0, 0)  # bag-of-words loss (Zhao et al. 2017): predict the response's words from [c, z]; 0 = off
     use_act: bool = False  # kgCVAE: predict the label y from [c, z] and condition the decoder on y's embedding
     act_label: str = choice("act", "act", "emotion")  # which annotation is y (and the label for condition=label)
-    num_acts: int = 4  # classes of that annotation (DailyDialog: 4 acts, 7 emotions)
-    act_embedding_size: int = 30
-    act_weight: float = 1.0  # weight of the cross-entropy of y predicted from [c, z]
+    num_acts: int = bounded(4, 1)  # classes of that annotation (DailyDialog: 4 acts, 7 emotions)
+    act_embedding_size: int = bounded(30, 1)
+    act_weight: float = bounded(1.0, 0)  # weight of the cross-entropy of y predicted from [c, z]
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     """A whole VAE: its type, pieces and objective."""
+
+    section = "model"
 
     model_type: str = "sentence_vae"  # a name in registry.MODELS
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -159,15 +229,21 @@ class ModelConfig:
     latent: LatentConfig = field(default_factory=LatentConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)  # dialogue models only
-    max_length: int = 64  # tokens per sentence, without <bos>/<eos>; also the generation limit
-    overlong: str = choice("truncate", "truncate", "error")  # what encode()/tokenize() do with longer input
+    # tokens per sentence, without <bos>/<eos>, in training, evaluation and the API alike; also the generation
+    # limit. None: derived from the training split (its 99.9th percentile length) when the data is prepared
+    max_length: Union[int, None] = bounded(None, 1)
+    # what happens to longer sentences, everywhere: truncate them; drop them from corpus splits (the API, which must
+    # answer for every sentence it is given, then raises InputError); or raise an error naming the sentence
+    overlong: str = choice("truncate", "truncate", "drop", "error")
 
 
 @dataclass
-class DialogueDataConfig:
+class DialogueDataConfig(Checked):
     """How dialogues become (context, response) examples; used by dialogue corpora only."""
 
-    max_turns: int = 10  # previous utterances a context keeps (the most recent ones)
+    section = "data.dialogue"
+
+    max_turns: int = bounded(10, 1)  # previous utterances a context keeps (the most recent ones)
     # overlapping: every utterance after the first is a response (kgCVAE, DialogWAE); disjoint: windows of up to
     # max_turns + 1 turns that overlap only to cover a dialogue's end, for models of whole windows (vhred)
     windows: str = choice("overlapping", "overlapping", "disjoint")
@@ -177,41 +253,45 @@ class DialogueDataConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Checked):
     """Where sentences come from, how they are tokenized and batched."""
+
+    section = "data"
 
     corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf; dialogue: dailydialog, dialogue_jsonl
     data_dir: Union[str, None] = None  # folder with train/valid/test files (lines, hf)
     text_column: str = "text"  # hf: the column holding the sentence
-    synthetic_size: int = 24000  # synthetic: number of sentences over all splits
-    synthetic_seed: int = 0  # synthetic: which sentences; fixed apart from the run's seed so runs share data
-    max_length: Union[int, None] = None  # None: the model's max_length
-    overlong: str = choice("drop", "drop", "truncate", "error")
+    synthetic_size: int = bounded(24000, 30)  # synthetic: number of sentences over all splits
+    synthetic_seed: int = bounded(0, 0)  # synthetic: which sentences; fixed apart from the run's seed so runs share data
+    # text files that are not valid UTF-8: strict names the file and line; replace reads bad bytes as U+FFFD
+    encoding_errors: str = choice("strict", "strict", "replace")
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    batch_size: int = 32
-    eval_batch_size: int = 128
+    batch_size: int = bounded(32, 1)
+    eval_batch_size: int = bounded(128, 1)
     bucket: bool = True  # length-bucketed batches, so padding stays small
     dialogue: DialogueDataConfig = field(default_factory=DialogueDataConfig)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     """Optimisation and bookkeeping for the trainer."""
 
+    section = "train"
+
     output_dir: str = "runs/default"
-    max_steps: int = 2000
-    learning_rate: float = 1e-3
+    max_steps: int = bounded(2000, 0)  # 0 saves the initial (or init_from) weights as they are
+    learning_rate: float = bounded(1e-3, 0, above=True)
     optimizer: str = choice("adam", "adam", "adamw", "sgd")
-    weight_decay: float = 0.0
+    weight_decay: float = bounded(0.0, 0)
     lr_schedule: str = choice("constant", "constant", "linear", "cosine")
-    warmup_steps: int = 0
-    grad_clip: float = 5.0
-    grad_accum_steps: int = 1
+    warmup_steps: int = bounded(0, 0)
+    grad_clip: float = bounded(5.0, 0)  # maximum gradient norm; 0 = no clipping
+    grad_accum_steps: int = bounded(1, 1)
     mixed_precision: str = choice("no", "no", "fp16", "bf16")
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 50
+    eval_every: int = bounded(500, 1)
+    checkpoint_every: int = bounded(500, 1)
+    keep_checkpoints: int = bounded(2, 1)
+    log_every: int = bounded(50, 1)
     # start from the weights of a model folder (e.g. an autoencoder, for Li et al. 2019's pretraining) instead of a
     # fresh initialisation; init_modules keeps only the named top-level modules (e.g. [encoder]), [] takes all
     init_from: Union[str, None] = None
@@ -221,24 +301,54 @@ class TrainConfig:
     keep_host_memory: bool = True
     # threads per process on a CPU; 0: the machine's physical cores shared among its processes (accelerate launch
     # alone sets OMP_NUM_THREADS=1 for a single CPU process, half of a 2-core machine)
-    cpu_threads: int = 0
+    cpu_threads: int = bounded(0, 0)
 
 
 @dataclass
-class Config:
+class Config(Checked):
     """Everything one run needs."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**32 - 1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
-        return from_dict(cls, data)
+        return from_dict(cls, _migrate(data))
+
+
+MOVED_LENGTH_KEYS = ("max_length", "overlong")
+
+
+def _migrate(data: Any) -> Any:
+    """Configs written before one length setting served training, evaluation and the API had ``data.max_length``
+    and ``data.overlong`` beside the model's: a set ``data.max_length`` becomes ``model.max_length`` (it was the
+    limit the data saw), and ``data.overlong`` is dropped with a warning when it differs from the model's policy."""
+    if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+        return data
+    if not any(key in data["data"] for key in MOVED_LENGTH_KEYS):
+        return data
+    import warnings
+
+    data = {**data, "data": dict(data["data"])}
+    model = dict(data.get("model") or {})
+    limit = data["data"].pop("max_length", None)
+    if limit is not None:
+        model["max_length"] = limit
+    overlong = data["data"].pop("overlong", None)
+    applied = model.get("overlong", "truncate")
+    if overlong is not None and overlong != applied:
+        warnings.warn(
+            f"data.overlong is gone: model.overlong ({applied!r}) now applies to training, evaluation and the API "
+            f"alike; this config's data.overlong={overlong!r} is ignored",
+            stacklevel=3,
+        )
+    data["model"] = model
+    return data
 
 
 # ---------------------------------------------------------------- building from dicts, with checks
@@ -308,7 +418,15 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
     return value
 
 
+MOVED_KEYS = {
+    "data.max_length": "model.max_length (one length limit for training, evaluation and the API)",
+    "data.overlong": "model.overlong (one policy for training, evaluation and the API)",
+}
+
+
 def _unknown_key(key: str, valid: Iterable[str]) -> ConfigError:
+    if key in MOVED_KEYS:
+        return ConfigError(f"config key {key!r} is now {MOVED_KEYS[key]}")
     valid = sorted(valid)
     leaf = key.rsplit(".", 1)[-1]
     close = difflib.get_close_matches(leaf, valid, n=1)
@@ -335,8 +453,7 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
             kwargs[key] = from_dict(tp, value, prefix=full + ".")
         else:
             kwargs[key] = _check_value(full, value, tp)
-            _check_choices(full, kwargs[key], fields[key])
-    return cls(**kwargs)
+    return cls(**kwargs)  # Checked.__post_init__ checks choices and ranges
 
 
 def _check_choices(key: str, value: Any, f: dataclasses.Field) -> None:

@@ -139,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(CONFIGS / "ptb_lstm_vae.yaml", [f"data.data_dir={args.data_dir}"])
-    data = prepare_data(config.data, config.model.max_length)
+    data = prepare_data(config.data, config.model.max_length, overlong=config.model.overlong)
     steps_per_epoch = math.ceil(len(data.datasets["train"]) / config.data.batch_size)
     steps = max(1, round(args.epochs * steps_per_epoch))
     test = data.sentences("test")

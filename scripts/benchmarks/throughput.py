@@ -160,7 +160,7 @@ def time_textvae(data, config, batch_size: int, steps: int, warmup: int, device:
     ``repeats`` timings of the same ``steps`` batches, the fastest reported (as ``timeit`` does; ``seconds_all``
     keeps every one), since anything else the machine runs only ever slows a timing down."""
     torch.manual_seed(0)
-    model = textvae.TextVAE.from_config(config, data.tokenizer).to(device).train()
+    model = textvae.TextVAE.from_config(data.model_config(config), data.tokenizer).to(device).train()
     optimizer = build_optimizer(model, config.train)
     loader = make_loader(data.datasets["train"], data.tokenizer, batch_size, shuffle=True, seed=0)
 
@@ -303,7 +303,7 @@ def load_ptb_like(ptb: Path | None, config_path: Path = PTB_CONFIG):
     """PTB when it is there; otherwise sentences with PTB's length distribution over a 10,000-word vocabulary."""
     if ptb is not None:
         config = textvae.load_config(config_path, [f"data.data_dir={ptb}"])
-        return prepare_data(config.data, config.model.max_length), config, "ptb"
+        return prepare_data(config.data, config.model.max_length, overlong=config.model.overlong), config, "ptb"
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(10000)]
     lengths = np.clip(rng.gamma(4.0, 5.3, size=42068).astype(int), 1, 82)  # mean ~21 words, as PTB train
@@ -313,7 +313,7 @@ def load_ptb_like(ptb: Path | None, config_path: Path = PTB_CONFIG):
         lines = [" ".join(rng.choice(words, size=k)) for k in lengths[:n]]
         (folder / f"{split}.txt").write_text("\n".join(lines) + "\n")
     config = textvae.load_config(config_path, [f"data.data_dir={folder}"])
-    return prepare_data(config.data, config.model.max_length), config, "ptb-like random (no PTB found)"
+    return prepare_data(config.data, config.model.max_length, overlong=config.model.overlong), config, "ptb-like random (no PTB found)"
 
 
 def run_epoch(config, data, output_dir: Path, config_path: Path = PTB_CONFIG, keep_host_memory: bool = True) -> dict:

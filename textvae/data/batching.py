@@ -15,21 +15,37 @@ from torch.utils.data import Dataset, Sampler
 from .corpora import DataError
 
 
+LENGTH_PERCENTILE = 99.9  # max_length, when not set, covers this share of the training sentences
+
+
 @dataclass
 class LengthReport:
-    """What maximum-length handling did to a list of sentences."""
+    """What maximum-length handling did to a list of sentences; ``first_changed`` is the position (in the list the
+    caller gave) of the first sentence truncated, dropped or empty, or -1."""
 
     total: int
     kept: int
     truncated: int
     dropped: int
     empty: int
+    max_length: int = 0
+    first_changed: int = -1
 
     def __str__(self) -> str:
-        return (
-            f"{self.kept}/{self.total} sentences kept ({self.truncated} truncated, "
-            f"{self.dropped} dropped as too long, {self.empty} empty dropped)"
-        )
+        changes = [f"{n} {what}" for n, what in ((self.truncated, f"truncated to max_length={self.max_length}"),
+                   (self.dropped, f"dropped as longer than max_length={self.max_length}"), (self.empty, "empty dropped")) if n]
+        first = f" (first: sentence {self.first_changed})" if self.first_changed >= 0 else ""
+        return f"{self.kept:,} of {self.total:,} sentences kept" + (f"; {', '.join(changes)}{first}" if changes else "")
+
+
+def derive_max_length(lengths: Sequence[int], percentile: float = LENGTH_PERCENTILE) -> int:
+    """The smallest length that covers ``percentile`` percent of ``lengths`` (at least 1): the default max_length,
+    so a corpus of long documents keeps its documents and a rare outlier does not set the padding of every batch."""
+    lengths = sorted(n for n in lengths if n > 0)
+    if not lengths:
+        return 1
+    covered = math.ceil(round(percentile / 100 * len(lengths), 9))  # rounding: 99.9% of 1,000 is 999, not 999.0..01
+    return max(1, lengths[max(covered, 1) - 1])
 
 
 def fit_length(
@@ -39,13 +55,19 @@ def fit_length(
     dropped. Returns the kept id lists, their positions in the input, and a report."""
     kept, index = [], []
     truncated = dropped = empty = 0
+    first = -1
     for i, ids in enumerate(token_ids):
         if not ids:
             empty += 1
+            first = i if first < 0 else first
             continue
         if len(ids) > max_length:
             if overlong == "error":
-                raise DataError(f"{what} {i} has {len(ids)} tokens, more than max_length={max_length}")
+                raise DataError(
+                    f"{what} {i} has {len(ids)} tokens, more than max_length={max_length} (model.overlong=error; "
+                    "set model.max_length or model.overlong=truncate)"
+                )
+            first = i if first < 0 else first
             if overlong == "drop":
                 dropped += 1
                 continue
@@ -53,7 +75,7 @@ def fit_length(
             truncated += 1
         kept.append(list(ids))
         index.append(i)
-    return kept, index, LengthReport(len(token_ids), len(kept), truncated, dropped, empty)
+    return kept, index, LengthReport(len(token_ids), len(kept), truncated, dropped, empty, max_length, first)
 
 
 def collate(sequences: Sequence[Sequence[int]], pad_id: int, bos_id: int, eos_id: int) -> dict[str, torch.Tensor]:
@@ -163,7 +185,7 @@ def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -
     return float(padded / total) if total else 0.0
 
 
-def warn_length_report(report: LengthReport, split: str) -> None:
-    """Warn when maximum-length handling changed a split."""
+def warn_length_report(report: LengthReport, split: str, stacklevel: int = 2) -> None:
+    """One warning when maximum-length handling changed a split (or the sentences of one API call)."""
     if report.truncated or report.dropped or report.empty:
-        warnings.warn(f"{split}: {report}", stacklevel=2)
+        warnings.warn(f"{split}: {report}", stacklevel=stacklevel + 1)

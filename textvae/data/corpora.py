@@ -75,20 +75,45 @@ def find_split_file(folder: Path, split: str, suffixes: tuple[str, ...] = (".txt
     raise DataError(f"no {split} file in {folder}: looked for {names}")
 
 
-def read_lines(path: "str | Path") -> list[str]:
-    """Non-empty stripped lines of a UTF-8 text file."""
+def read_text(path: "str | Path", errors: str = "strict") -> str:
+    """A UTF-8 text file (a leading byte-order mark dropped). Bytes that are not UTF-8 are a DataError naming the
+    file, line and column under ``errors="strict"``, and read as U+FFFD under ``"replace"``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        return [line for line in (raw.strip() for raw in handle) if line]
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig", errors=errors)
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        column = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+        raise DataError(
+            f"{path}, line {line}, column {column}: not valid UTF-8 (byte 0x{raw[start]:02x}); convert the file to "
+            "UTF-8 or set data.encoding_errors=replace to read bad bytes as U+FFFD"
+        ) from None
+
+
+def read_lines(path: "str | Path", errors: str = "strict") -> list[str]:
+    """Non-empty stripped lines of a UTF-8 text file (see ``read_text`` for ``errors``)."""
+    return [line for line in (raw.strip() for raw in read_text(path, errors).splitlines()) if line]
+
+
+def require_sentences(sentences: list[str], split: str, source: "str | Path") -> list[str]:
+    """``sentences``, or a DataError when a split has none (an empty or blank file, or nothing in its column)."""
+    if not sentences:
+        raise DataError(f"the {split} split is empty: {source} holds no non-blank sentence")
+    return sentences
 
 
 @CORPORA.register("lines")
 def load_line_corpus(config) -> Corpus:
     """A folder with one sentence per line in ``ptb.{train,valid,test}.txt`` or ``{train,valid,test}.txt``."""
     folder = _require_dir(config.data_dir, "lines")
-    splits = {split: read_lines(find_split_file(folder, split)) for split in SPLITS}
+    splits = {}
+    for split in SPLITS:
+        path = find_split_file(folder, split)
+        splits[split] = require_sentences(read_lines(path, config.encoding_errors), split, path)
     return Corpus(name=folder.name, **splits, info={"data_dir": str(folder)})
 
 
@@ -110,7 +135,12 @@ def load_hf_corpus(config) -> Corpus:
         raise DataError(f"split files in {folder} mix formats ({', '.join(sorted(formats))}); use one")
     builder = formats.pop()
     column = "text" if builder == "text" else config.text_column
-    loaded = datasets.load_dataset(builder, data_files={k: str(v) for k, v in files.items()})
+    options = {}
+    if builder != "parquet":
+        for path in files.values():  # datasets' own decoding error names neither the file nor the line
+            read_text(path, config.encoding_errors)
+        options["encoding_errors"] = config.encoding_errors
+    loaded = datasets.load_dataset(builder, data_files={k: str(v) for k, v in files.items()}, **options)
     splits = {}
     for split in SPLITS:
         data = loaded[split]
@@ -119,7 +149,8 @@ def load_hf_corpus(config) -> Corpus:
                 f"{files[split]} has no column {column!r} (columns: {', '.join(data.column_names)}); "
                 "set data.text_column"
             )
-        splits[split] = [s.strip() for s in data[column] if isinstance(s, str) and s.strip()]
+        sentences = [s.strip() for s in data[column] if isinstance(s, str) and s.strip()]
+        splits[split] = require_sentences(sentences, split, f"{files[split]} (column {column!r})")
     return Corpus(name=folder.name, **splits, info={"data_dir": str(folder), "format": builder})
 
 

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from ..config import DataConfig
 from ..registry import CORPORA
 from .batching import LengthReport, fit_length, warn_length_report
-from .corpora import SPLITS, Corpus, DataError, default_data_dir, find_split_file
+from .corpora import SPLITS, Corpus, DataError, default_data_dir, find_split_file, read_text
 from .pipeline import PreparedData
 from .tokenization import Tokenizer, train_tokenizer
 
@@ -102,11 +102,8 @@ def _corpus_dir(config: DataConfig, name: str) -> Path:
     return folder
 
 
-def _read_split_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle if line.strip()]
+def _read_split_lines(path: Path, errors: str = "strict") -> list[str]:
+    return [line for line in read_text(path, errors).splitlines() if line.strip()]
 
 
 def drop_train_overlap(dialogues: dict[str, list[Dialogue]]) -> dict[str, int]:
@@ -132,9 +129,9 @@ def load_dailydialog(config: DataConfig) -> DialogueCorpus:
     folder = _corpus_dir(config, "dailydialog")
     dialogues, misaligned = {}, 0
     for split, name in DAILYDIALOG_SPLITS.items():
-        texts = _read_split_lines(folder / name / f"dialogues_{name}.txt")
-        acts = _read_split_lines(folder / name / f"dialogues_act_{name}.txt")
-        emotions = _read_split_lines(folder / name / f"dialogues_emotion_{name}.txt")
+        texts = _read_split_lines(folder / name / f"dialogues_{name}.txt", config.encoding_errors)
+        acts = _read_split_lines(folder / name / f"dialogues_act_{name}.txt", config.encoding_errors)
+        emotions = _read_split_lines(folder / name / f"dialogues_emotion_{name}.txt", config.encoding_errors)
         if not len(texts) == len(acts) == len(emotions):
             raise DataError(f"{folder / name}: {len(texts)} dialogues but {len(acts)} act and {len(emotions)} emotion lines")
         rows = []
@@ -186,7 +183,7 @@ def load_dialogue_jsonl(config: DataConfig) -> DialogueCorpus:
     for split in SPLITS:  # train first, so label names are numbered by their order in train
         path = find_split_file(folder, split, (".jsonl",))
         rows = []
-        for i, line in enumerate(_read_split_lines(path)):
+        for i, line in enumerate(_read_split_lines(path, config.encoding_errors)):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -342,24 +339,29 @@ def dialogue_examples(
 
 
 def prepare_dialogue_data(
-    config: DataConfig, max_length: int, tokenizer: Optional[Tokenizer] = None, corpus: Optional[DialogueCorpus] = None
+    config: DataConfig, max_length: Optional[int] = None, tokenizer: Optional[Tokenizer] = None,
+    corpus: Optional[DialogueCorpus] = None, overlong: str = "truncate",
 ) -> DialogueData:
     """Load the dialogue corpus, train the tokenizer on its training utterances (unless one is given) and build
-    (context, response) examples per split."""
+    (context, response) examples per split; ``max_length=None`` derives the limit from the training utterances."""
     from .corpora import load_corpus
+    from .pipeline import check_kept, resolve_max_length
 
-    if config.dialogue.max_turns < 1:
-        raise DataError(f"data.dialogue.max_turns must be at least 1, got {config.dialogue.max_turns}")
     corpus = corpus if corpus is not None else load_corpus(config)
+    for split in SPLITS:
+        if not corpus.dialogues[split]:
+            raise DataError(f"the {split} split of corpus {corpus.name!r} has no dialogue")
     if tokenizer is None:
         tokenizer = train_tokenizer(corpus.train, config.tokenizer)
-    limit = config.max_length or max_length
+    train_lengths = [len(ids) for d in corpus.dialogues["train"] for ids in tokenizer.batch_encode(d.turns)]
+    limit, note = resolve_max_length(max_length, train_lengths, what="utterance")
     datasets, reports, texts = {}, {}, {}
     for split in SPLITS:
         examples, texts[split], reports[split] = dialogue_examples(
-            corpus.dialogues[split], tokenizer, limit, config.dialogue.max_turns, config.overlong, split,
+            corpus.dialogues[split], tokenizer, limit, config.dialogue.max_turns, overlong, split,
             disjoint=config.dialogue.windows == "disjoint",
         )
         warn_length_report(reports[split], split)
+        check_kept(reports[split], split)
         datasets[split] = DialogueDataset(examples)
-    return DialogueData(corpus, tokenizer, datasets, reports, texts=texts)
+    return DialogueData(corpus, tokenizer, datasets, reports, max_length=limit, length_note=note, texts=texts)

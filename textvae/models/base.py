@@ -4,7 +4,7 @@ reconstruct, sample, interpolate, and ``save_pretrained`` / ``from_pretrained``.
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..errors import InputError
-from ..config import Config, ConfigError, ModelConfig, from_dict
-from ..data.batching import collate
+from ..config import Config, ModelConfig, from_dict
+from ..errors import ConfigError, InputError
+from ..data.batching import collate, fit_length, warn_length_report
 from ..registry import MODELS
 from ..training.checkpoint import CheckpointError, load_weights, read_config, save_model_folder
 
@@ -86,6 +86,11 @@ class BaseVAE(nn.Module):
     def from_config(cls, config: "Config | ModelConfig | dict", tokenizer) -> "BaseVAE":
         """Build the model ``config.model_type`` names (``cls`` itself when called on a concrete class)."""
         model_config = as_model_config(config)
+        if model_config.max_length is None:
+            raise ConfigError(
+                "model.max_length is not set: prepare_data derives it from the training split, so build the model "
+                "from data.model_config(config) (or set model.max_length)"
+            )
         model_cls = MODELS.get(model_config.model_type)
         if cls is not BaseVAE and not issubclass(model_cls, cls):
             raise ConfigError(f"model_type {model_config.model_type!r} builds {model_cls.__name__}, not {cls.__name__}")
@@ -162,36 +167,42 @@ class BaseVAE(nn.Module):
         return sentences
 
     def token_ids(self, sentences: "str | Sequence[str]") -> list[list[int]]:
-        """Token ids per sentence (no <bos>/<eos>) under the model's length rules: longer than ``max_length`` is an
-        error or truncated (``config.overlong``), with one warning for all truncated sentences."""
+        """Token ids per sentence (no <bos>/<eos>) under the model's length rules, the ones its training data had:
+        longer than ``max_length`` is truncated with one warning for the call (``overlong: truncate``) or an
+        InputError naming the sentence (``error``, and ``drop``, since every sentence given needs an answer)."""
         sentences = self._check_sentences(sentences)
         ids = self.tokenizer.batch_encode(sentences)
-        limit, truncated = self.config.max_length, []
         for i, row in enumerate(ids):
             if not row:
                 raise InputError(f"sentence {i} ({sentences[i]!r}) has no tokens after tokenization")
-            if len(row) > limit:
-                if self.config.overlong == "error":
-                    raise InputError(f"sentence {i} has {len(row)} tokens, more than max_length={limit}")
-                truncated.append(i)
-                ids[i] = row[:limit]
-        if truncated:
-            warnings.warn(
-                f"{len(truncated)} of {len(ids)} sentences truncated to max_length={limit} (first: sentence {truncated[0]})",
-                stacklevel=3,
-            )
-        return ids
+        limit, policy = self.config.max_length, self.config.overlong
+        if policy != "truncate":
+            longer = next((i for i, row in enumerate(ids) if len(row) > limit), None)
+            if longer is not None:
+                raise InputError(
+                    f"sentence {longer} has {len(ids[longer])} tokens, more than max_length={limit} "
+                    f"(the model's overlong policy is {policy!r}: it does not truncate)"
+                )
+            return ids
+        kept, _, report = fit_length(ids, limit, "truncate")
+        warn_length_report(report, "sentences given", stacklevel=3)
+        return kept
 
     def tokenize(self, sentences: "str | Sequence[str]") -> tuple[torch.Tensor, torch.Tensor]:
         """Sentences -> (input_ids (B, T) as ``<bos> w.. <eos> <pad>..``, lengths (B,)), as the model consumes them."""
-        ids = self.token_ids(sentences)
+        return self._collate(self.token_ids(sentences))
+
+    def _collate(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenizer
         batch = collate(ids, tok.pad_id, tok.bos_id, tok.eos_id)
         return batch["input_ids"], batch["lengths"]
 
     def _batches(self, sentences: Sequence[str]):
-        for start in range(0, len(sentences), self.api_batch_size):
-            input_ids, lengths = self.tokenize(sentences[start : start + self.api_batch_size])
+        """Padded batches of ``api_batch_size`` sentences on the model's device; tokenized (and length-checked) in
+        one call, so a warning counts and indexes the caller's own list."""
+        ids = self.token_ids(sentences)
+        for start in range(0, len(ids), self.api_batch_size):
+            input_ids, lengths = self._collate(ids[start : start + self.api_batch_size])
             yield input_ids.to(self.device), lengths.to(self.device)
 
     @torch.no_grad()
@@ -352,8 +363,35 @@ class BaseVAE(nn.Module):
             tokens = token.view(-1)
         return pool_tokens[:, 0].tolist()
 
+    def _check_latents(self, z, name: str = "z") -> torch.Tensor:
+        """Latent codes as a float (N, D) tensor on the model's device (D = ``decoder_input_size``, which a
+        conditional model's decode takes with its condition): a numpy array or a single (D,) code is accepted,
+        integer codes become floats; a wrong width, no rows or a NaN/inf value is an InputError."""
+        size = self.decoder_input_size
+        if not isinstance(z, torch.Tensor):
+            try:
+                z = torch.as_tensor(z)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise InputError(f"{name} must be a tensor or array of shape (N, {size}), got {type(z).__name__}: {exc}") from None
+        if z.is_complex():
+            raise InputError(f"{name} is complex ({z.dtype}); latent codes are real")
+        if z.dim() == 1 and z.numel() == size:
+            z = z.unsqueeze(0)
+        if z.dim() != 2 or z.size(1) != size:
+            raise InputError(f"{name} has shape {tuple(z.shape)}; this model's latent codes have shape (N, {size})")
+        if z.size(0) == 0:
+            raise InputError(f"{name} has no rows: expected at least one latent code")
+        z = z.to(device=self.device, dtype=next(self.parameters()).dtype)  # numpy gives float64, users ints
+        bad = ~torch.isfinite(z).all(dim=1)
+        if bool(bad.any()):
+            rows = bad.nonzero().flatten().tolist()
+            raise InputError(f"{name} has NaN or infinite values in {len(rows)} of {z.size(0)} rows (first: row {rows[0]})")
+        return z
+
     def decode(self, z: torch.Tensor, strategy: str = "greedy", **kwargs) -> list[str]:
-        """Latents (N, D) -> sentences; ``kwargs`` go to ``generate`` (temperature, top_k, top_p, beam_size, ...)."""
+        """Latents (N, D) -> sentences; ``kwargs`` go to ``generate`` (temperature, top_k, top_p, beam_size, ...).
+        ``z`` may be a numpy array, or a single code of shape (D,)."""
+        z = self._check_latents(z)
         chunks = []
         batch = self.api_batch_size if strategy != "beam" else max(1, self.api_batch_size // kwargs.get("beam_size", 4))
         for start in range(0, z.size(0), batch):
@@ -366,8 +404,7 @@ class BaseVAE(nn.Module):
 
     def sample(self, n: int, strategy: str = "greedy", seed: Optional[int] = None, **kwargs) -> list[str]:
         """Decode ``n`` latents drawn from the prior; ``seed`` fixes both the latents and sampled tokens."""
-        if n < 1:
-            raise InputError(f"n must be at least 1, got {n}")
+        n = count_argument("n", n)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.latent.sample_prior(n, generator=generator)
         return self.decode(z, strategy=strategy, generator=generator, **kwargs)
@@ -379,10 +416,23 @@ class BaseVAE(nn.Module):
         (``method="linear"``) or the great circle (``"spherical"``); ``kwargs`` go to ``generate``."""
         from ..evaluation.homotopy import interpolation_points
 
-        if steps < 2:
-            raise InputError(f"steps must be at least 2 (the two ends), got {steps}")
+        steps = count_argument("steps", steps, minimum=2)
         za, zb = self.encode([a, b])
         return self.decode(interpolation_points(za, zb, steps, method), strategy=strategy, **kwargs)
+
+
+def count_argument(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int of at least ``minimum`` (numpy integers welcome); a float, bool or string is an
+    InputError naming the argument."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise InputError(f"{name} must be an integer, got {value!r} ({type(value).__name__})") from None
+    if value < minimum:
+        raise InputError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def sample_tokens(

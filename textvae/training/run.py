@@ -146,10 +146,13 @@ def main(
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
+    main_process = int(os.environ.get("RANK", "0")) == 0  # accelerate's state is made inside train(), not before
     try:
         from ..data.pipeline import prepare_data
 
-        data = prepare_data(config.data, config.model.max_length)
+        data = prepare_data(config.data, config.model.max_length, overlong=config.model.overlong)
+        if main_process:
+            print(data.describe(), flush=True)
         result = train(config, resume=args.resume, data=data, progress=not args.no_progress)
     except (ConfigError, DataError, TrainingError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

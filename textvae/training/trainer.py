@@ -282,8 +282,8 @@ def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerat
     if data is None:
         # weights from another model folder come with its vocabulary: token ids must mean the same words
         tokenizer = load_tokenizer(tc.init_from) if tc.init_from else None
-        data = prepare_data(config.data, config.model.max_length, tokenizer=tokenizer)
-    model = BaseVAE.from_config(config, data.tokenizer)
+        data = prepare_data(config.data, config.model.max_length, tokenizer=tokenizer, overlong=config.model.overlong)
+    model = BaseVAE.from_config(data.model_config(config), data.tokenizer)
     if tc.init_from:
         load_weights(model, tc.init_from, tc.init_modules)  # a resumed run then overwrites them with its own
     optimizer = build_optimizer(model, tc)
