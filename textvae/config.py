@@ -91,6 +91,19 @@ class TokenizerConfig(Checked):
     min_count: int = 1  # word-level: words seen fewer times become <unk>
     lowercase: bool = False
     path: Union[str, None] = None  # pretrained: a local Hugging Face checkpoint folder whose tokenizer is used as is
+    # a corpus's own unknown-word token (Yahoo's and Yelp's _UNK): read as <unk> by every type, never learned
+    unk_token: Union[str, None] = None
+    # word: split punctuation and clitics off words, PTB style (don't -> do n't, umbrella. -> umbrella .); false:
+    # split on whitespace only. Already tokenized text (PTB) gives the same words either way
+    pretokenize: bool = True
+    numbers: str = choice("keep", "keep", "ptb")  # word: ptb writes every number (42, 1,000, 3.5) as PTB's N
+    # word: decode re-attaches punctuation and clitics ("always": Don't go.) or joins words with spaces ("never":
+    # Do n't go .); "auto" does what the training text does (raw text: always; tokenized text such as PTB: never)
+    detokenize: str = choice("auto", "auto", "always", "never")
+    # bpe: byte-level BPE (GPT-2 style); sentencepiece: byte fallback. Both never give <unk> and decode any text
+    # exactly. false: whitespace-split BPE with ## continuations, SentencePiece without bytes (unseen characters
+    # become <unk>); wordpiece always works that way
+    byte_level: bool = True
 
 
 @dataclass

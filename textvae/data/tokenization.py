@@ -5,7 +5,24 @@ The trained tokenizers give ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>`` the ids 0
 its checkpoint's ids, so code reads them from ``pad_id``, ``bos_id``, ``eos_id``, ``unk_id``. ``encode`` never adds
 ``<bos>``/``<eos>`` (the batching code does); ``decode`` drops ``<pad>``/``<bos>`` and stops at the first ``<eos>``.
 A tokenizer is a folder: ``tokenizer_config.json`` (``{"type": ..., settings}``) plus the backend's own files;
-``load_tokenizer(folder)`` restores it.
+``load_tokenizer(folder)`` restores it. ``describe()`` is a one-line summary for logs, the size trained beside the
+size requested (``data.tokenizer.vocab_size``).
+
+Raw text in, text out: what ``decode(encode(text))`` gives back.
+
+- ``word``: the words of ``textvae.data.words`` (punctuation and clitics split off, PTB style) joined again: with
+  ``detokenize`` on (the default for raw training text) ``A man's umbrella, red.`` comes back as it was; off (the
+  default for tokenized text like PTB's, and for folders saved before these settings) words are joined by single
+  spaces, ``A man 's umbrella , red .``. Either way whitespace is collapsed, words outside the vocabulary read
+  ``<unk>``, text is lowercased with ``lowercase`` and numbers read ``N`` with ``numbers: ptb``; emoji and other
+  symbols are words of their own, set apart by spaces. A folder saved before pre-tokenization existed splits on
+  whitespace only, as it did.
+- ``bpe`` (byte-level) gives the text back exactly, whitespace included; ``sentencepiece`` (byte fallback) exactly
+  up to whitespace (leading and trailing removed, runs collapsed to one space). Neither has unknown pieces.
+- ``wordpiece``, and ``bpe``/``sentencepiece`` with ``byte_level: false``: characters not seen in training are
+  ``<unk>``; whitespace is collapsed.
+- Every type: with ``lowercase`` the text comes back lowercased; a literal ``<unk>``, or the corpus's own unknown
+  token ``unk_token`` (e.g. ``_UNK``), is ``unk_id`` and reads ``<unk>``.
 """
 
 from __future__ import annotations
@@ -13,6 +30,8 @@ from __future__ import annotations
 import abc
 import io
 import json
+import re
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence, Union
@@ -20,6 +39,7 @@ from typing import Any, Iterable, Sequence, Union
 from ..errors import TokenizerError
 from ..config import TokenizerConfig
 from ..registry import TOKENIZERS, unknown_name_message
+from .words import detokenize, ptb_numbers, word_splitter
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
@@ -46,6 +66,10 @@ class Tokenizer(abc.ABC):
     bos_id: int = BOS_ID
     eos_id: int = EOS_ID
     unk_id: int = UNK_ID
+    requested_size: "int | None" = None  # data.tokenizer.vocab_size at training; vocab_size is what was trained
+    unk_token: "str | None" = None  # the corpus's own unknown token, read as <unk>
+    _unk_pattern: "re.Pattern | None" = None
+    unit: str = "pieces"  # what describe() calls the vocabulary's entries
 
     @property
     @abc.abstractmethod
@@ -125,6 +149,24 @@ class Tokenizer(abc.ABC):
     def _load(cls, folder: Path, settings: dict) -> "Tokenizer":
         """Restore a tokenizer from its folder; ``settings`` is the parsed tokenizer_config.json."""
 
+    def describe(self) -> str:
+        """One line for logs, e.g. ``word tokenizer: 5,126 entries (10,000 requested, min_count 1)``."""
+        details = [f"{self.requested_size:,} requested"] if self.requested_size else []
+        details += self._details()
+        return f"{self.type_name} tokenizer: {self.vocab_size:,} {self.unit}" + (f" ({', '.join(details)})" if details else "")
+
+    def _details(self) -> list[str]:
+        """Settings worth a word in ``describe``."""
+        return []
+
+    def _set_unk_token(self, unk_token: "str | None") -> None:
+        self.unk_token = unk_token or None
+        self._unk_pattern = _unk_pattern(unk_token)
+
+    def _replace_unk(self, text: str) -> str:
+        """``text`` with the corpus's own unknown token written as ``<unk>``."""
+        return self._unk_pattern.sub(UNK, text) if self._unk_pattern is not None else text
+
     def __len__(self) -> int:
         return self.vocab_size
 
@@ -139,6 +181,31 @@ def _backend_file(folder: Path, name: str) -> Path:
     return path
 
 
+def _unk_pattern(unk_token: "str | None") -> "re.Pattern | None":
+    """What finds a corpus's own unknown token as a whole word: ``_UNK`` in "a _UNK." but not in "x_UNKy"."""
+    return re.compile(rf"(?<!\w){re.escape(unk_token)}(?!\w)") if unk_token else None
+
+
+def _unk_replaced(sentences: Iterable[str], unk_token: "str | None") -> Iterable[str]:
+    """Training sentences with the corpus's own unknown token written ``<unk>``, so it is never learned."""
+    pattern = _unk_pattern(unk_token)
+    return sentences if pattern is None else (pattern.sub(UNK, s) for s in sentences)
+
+
+def _check_size(config: TokenizerConfig, minimum: int, why: str) -> None:
+    """A ``TokenizerError`` if ``data.tokenizer.vocab_size`` is below the ``minimum`` a usable vocabulary needs."""
+    if config.vocab_size < minimum:
+        raise TokenizerError(f"data.tokenizer.vocab_size {config.vocab_size:,} is too small for a {config.type} tokenizer: "
+                             f"the minimum is {minimum:,} ({why})")
+
+
+def _warn_underfilled(tok: Tokenizer, reason: str) -> None:
+    """One ``UserWarning`` when training gave fewer entries than ``data.tokenizer.vocab_size`` asked for."""
+    if tok.requested_size and tok.vocab_size < tok.requested_size:
+        warnings.warn(f"{tok.type_name} tokenizer: trained {tok.vocab_size:,} {tok.unit} of the {tok.requested_size:,} "
+                      f"requested (data.tokenizer.vocab_size); {reason}", UserWarning, stacklevel=3)
+
+
 def _check_specials(tok: Tokenizer) -> None:
     """Fail loudly if a backend did not put the specials at ids 0..3."""
     got = [tok.id_to_token(i) for i in range(len(SPECIALS))]
@@ -151,21 +218,33 @@ def _check_specials(tok: Tokenizer) -> None:
 
 @TOKENIZERS.register("word")
 class WordTokenizer(Tokenizer):
-    """Whitespace-split words; the most frequent ones (ties alphabetical) up to ``vocab_size`` with specials."""
+    """Words, the most frequent ones (ties alphabetical) up to ``vocab_size`` with specials. ``pretokenize`` splits
+    punctuation and clitics off (``textvae.data.words``), else words are split on whitespace only (folders saved before the
+    setting existed). ``detokenize``: ``decode`` re-attaches them (``Don't go.``) instead of joining the words with
+    spaces (``Do n't go .``)."""
 
     type_name = "word"
+    unit = "entries"
 
-    def __init__(self, vocab: Sequence[str], lowercase: bool = False, min_count: int = 1, max_size: int | None = None) -> None:
+    def __init__(self, vocab: Sequence[str], lowercase: bool = False, min_count: int = 1, max_size: int | None = None,
+                 pretokenize: bool = True, numbers: str = "keep", unk_token: str | None = None,
+                 detokenize: bool = False) -> None:
         vocab = list(vocab)
         if vocab[: len(SPECIALS)] != list(SPECIALS):
             raise TokenizerError(f"word vocabulary must start with {list(SPECIALS)}, got {vocab[:4]}")
         if len(set(vocab)) != len(vocab):
             dup = next(w for w, c in Counter(vocab).items() if c > 1)
             raise TokenizerError(f"word vocabulary lists {dup!r} twice")
+        if numbers not in ("keep", "ptb"):
+            raise TokenizerError(f"word tokenizer numbers must be 'keep' or 'ptb', got {numbers!r}")
         self.itos = vocab
         self.lowercase = lowercase
         self.min_count = min_count
-        self.max_size = max_size if max_size is not None else len(vocab)
+        self.max_size = self.requested_size = max_size if max_size is not None else len(vocab)
+        self.pretokenize = pretokenize
+        self.numbers = numbers
+        self.detokenize = detokenize
+        self._set_unk_token(unk_token)
         self.stoi = {w: i for i, w in enumerate(vocab)}
         self._lookup = dict(self.stoi)  # for encode: literal "<eos>" etc. in text is just an unknown word
         for special in (PAD, BOS, EOS):
@@ -175,21 +254,31 @@ class WordTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return len(self.itos)
 
+    def words(self, text: str, spacing: Counter | None = None) -> list[str]:
+        """The words ``encode`` looks up (split, lowercased, numbers mapped); ``spacing`` as in ``WordSplitter``."""
+        text = self._replace_unk(text)
+        if not self.pretokenize:
+            words = (text.lower() if self.lowercase else text).split()
+        else:
+            words = word_splitter()(text, spacing)
+            if self.lowercase:
+                words = [w.lower() for w in words]
+        return ptb_numbers(words) if self.numbers == "ptb" else words
+
     def encode(self, text: str) -> list[int]:
-        """Ids of the whitespace-separated words of ``text``."""
-        if self.lowercase:
-            text = text.lower()
+        """Ids of the words of ``text``."""
         get, unk = self._lookup.get, UNK_ID
-        return [get(w, unk) for w in text.split()]
+        return [get(w, unk) for w in self.words(text)]
 
     def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Ids of many texts, with the lookups hoisted out of the loop."""
-        get, unk, lower = self._lookup.get, UNK_ID, self.lowercase
-        return [[get(w, unk) for w in (t.lower() if lower else t).split()] for t in texts]
+        get, unk, words = self._lookup.get, UNK_ID, self.words
+        return [[get(w, unk) for w in words(t)] for t in texts]
 
     def _decode_clean(self, ids: list[int]) -> str:
         itos = self.itos
-        return " ".join([itos[i] for i in ids])
+        words = [itos[i] for i in ids]
+        return detokenize(words) if self.detokenize else " ".join(words)
 
     def id_to_token(self, i: int) -> str:
         """The word of id ``i``."""
@@ -202,7 +291,12 @@ class WordTokenizer(Tokenizer):
         return self.stoi.get(tok.lower() if self.lowercase else tok, UNK_ID)
 
     def _settings(self) -> dict:
-        return {"vocab_size": self.max_size, "min_count": self.min_count, "lowercase": self.lowercase}
+        return {"vocab_size": self.max_size, "min_count": self.min_count, "lowercase": self.lowercase,
+                "pretokenize": self.pretokenize, "numbers": self.numbers, "unk_token": self.unk_token,
+                "detokenize": self.detokenize}
+
+    def _details(self) -> list[str]:
+        return [f"min_count {self.min_count}"] + (["whitespace-split"] if not self.pretokenize else [])
 
     def _save_backend(self, folder: Path) -> None:
         with open(folder / "vocab.txt", "w", encoding="utf-8", newline="\n") as f:
@@ -210,17 +304,25 @@ class WordTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, sentences: Iterable[str], config: TokenizerConfig) -> "WordTokenizer":
-        """Count words; keep those seen ``min_count`` times or more, most frequent first, ``vocab_size`` in all."""
-        if config.vocab_size < len(SPECIALS):
-            raise TokenizerError(f"tokenizer.vocab_size {config.vocab_size} is too small: the {len(SPECIALS)} specials need room")
+        """Count words; keep those seen ``min_count`` times or more, most frequent first, ``vocab_size`` in all.
+        ``detokenize: auto`` turns on if the text mostly writes punctuation and clitics attached to words (raw text)."""
+        _check_size(config, len(SPECIALS) + 1, f"the {len(SPECIALS)} specials and one word")
+        tok = cls(list(SPECIALS), lowercase=config.lowercase, min_count=config.min_count, pretokenize=config.pretokenize,
+                  numbers=config.numbers, unk_token=config.unk_token)
         counts: Counter = Counter()
+        spacing: Counter = Counter()
         for s in sentences:
-            counts.update((s.lower() if config.lowercase else s).split())
+            counts.update(tok.words(s, spacing))
         for special in SPECIALS:  # PTB's own <unk> is our <unk>, never a second entry
             counts.pop(special, None)
         words = sorted((w for w, c in counts.items() if c >= config.min_count), key=lambda w: (-counts[w], w))
         vocab = list(SPECIALS) + words[: config.vocab_size - len(SPECIALS)]
-        return cls(vocab, lowercase=config.lowercase, min_count=config.min_count, max_size=config.vocab_size)
+        if config.detokenize == "auto":
+            detok = config.pretokenize and spacing["attached"] > spacing["apart"]
+        else:
+            detok = config.detokenize == "always"
+        return cls(vocab, lowercase=config.lowercase, min_count=config.min_count, max_size=config.vocab_size,
+                   pretokenize=config.pretokenize, numbers=config.numbers, unk_token=config.unk_token, detokenize=detok)
 
     @classmethod
     def _load(cls, folder: Path, settings: dict) -> "WordTokenizer":
@@ -228,8 +330,11 @@ class WordTokenizer(Tokenizer):
         vocab = text.split("\n")
         if vocab and vocab[-1] == "":
             vocab.pop()
+        # folders saved before pre-tokenization existed lack its settings: whitespace split, words joined by spaces
         return cls(vocab, lowercase=bool(settings.get("lowercase", False)), min_count=int(settings.get("min_count", 1)),
-                   max_size=settings.get("vocab_size"))
+                   max_size=settings.get("vocab_size"), pretokenize=bool(settings.get("pretokenize", False)),
+                   numbers=settings.get("numbers", "keep"), unk_token=settings.get("unk_token"),
+                   detokenize=bool(settings.get("detokenize", False)))
 
 
 # ---------------------------------------------------------------- Hugging Face tokenizers: BPE and WordPiece
@@ -244,19 +349,26 @@ def _unk_controls(ids: list[int]) -> list[int]:
 
 @TOKENIZERS.register("bpe", "wordpiece")
 class HFTokenizer(Tokenizer):
-    """BPE or WordPiece from the ``tokenizers`` library, saved as ``tokenizer.json``.
+    """BPE or WordPiece from the ``tokenizers`` library, saved as ``tokenizer.json`` (which holds the whole pipeline,
+    so a folder decodes as it did when saved, whatever the defaults are now).
 
-    Words are split on whitespace only and pieces after the first carry a ``##`` prefix, so decoding is exact up to
-    whitespace: splitting on punctuation too would turn PTB's ``u.s.`` or ``n't`` into ``u . s .`` and ``n ' t``.
+    ``bpe`` is byte-level (GPT-2's scheme: 256 byte pieces, then merges; words keep their leading space as ``Ġ``):
+    no unknown pieces, and ``decode`` gives any text back exactly. ``wordpiece``, and ``bpe`` with
+    ``byte_level: false``, split words on whitespace only and give pieces after the first a ``##`` prefix, so decoding
+    is exact up to whitespace, but characters not seen in training become ``<unk>``. (Splitting on punctuation too
+    would turn PTB's ``u.s.`` or ``n't`` into ``u . s .`` and ``n ' t``.)
     """
 
     PREFIX = "##"
 
-    def __init__(self, tokenizer: Any, type_name: str, lowercase: bool = False, target_size: int | None = None) -> None:
+    def __init__(self, tokenizer: Any, type_name: str, lowercase: bool = False, target_size: int | None = None,
+                 byte_level: bool = False, unk_token: str | None = None) -> None:
         self._tok = tokenizer
         self.type_name = type_name
         self.lowercase = lowercase
-        self.target_size = target_size
+        self.target_size = self.requested_size = target_size
+        self.byte_level = byte_level
+        self._set_unk_token(unk_token)
         self._size = tokenizer.get_vocab_size(with_added_tokens=True)
         _check_specials(self)
 
@@ -266,11 +378,12 @@ class HFTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """Subword ids of ``text``."""
-        return _unk_controls(self._tok.encode(text, add_special_tokens=False).ids)
+        return _unk_controls(self._tok.encode(self._replace_unk(text), add_special_tokens=False).ids)
 
     def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Subword ids of many texts, encoded in parallel by the Rust backend."""
-        return [_unk_controls(e.ids) for e in self._tok.encode_batch_fast(list(texts), add_special_tokens=False)]
+        texts = [self._replace_unk(t) for t in texts]
+        return [_unk_controls(e.ids) for e in self._tok.encode_batch_fast(texts, add_special_tokens=False)]
 
     def _decode_clean(self, ids: list[int]) -> str:
         return self._tok.decode(ids, skip_special_tokens=False)
@@ -282,8 +395,9 @@ class HFTokenizer(Tokenizer):
         return self._tok.decode_batch([self._clean(row) for row in ids], skip_special_tokens=False)
 
     def tokenize(self, text: str) -> list[str]:
-        """The subword strings of ``text`` (continuations start with ``##``)."""
-        return self._tok.encode(text, add_special_tokens=False).tokens
+        """The subword strings of ``text`` (byte-level: a leading space reads ``Ġ``; else continuations start with
+        ``##``)."""
+        return self._tok.encode(self._replace_unk(text), add_special_tokens=False).tokens
 
     def id_to_token(self, i: int) -> str:
         """The subword string of id ``i``."""
@@ -298,7 +412,11 @@ class HFTokenizer(Tokenizer):
         return UNK_ID if i is None else i
 
     def _settings(self) -> dict:
-        return {"vocab_size": self.target_size, "lowercase": self.lowercase}
+        return {"vocab_size": self.target_size, "lowercase": self.lowercase, "byte_level": self.byte_level,
+                "unk_token": self.unk_token}
+
+    def _details(self) -> list[str]:
+        return ["byte-level"] if self.byte_level else []
 
     def _save_backend(self, folder: Path) -> None:
         self._tok.save(str(folder / "tokenizer.json"))
@@ -309,22 +427,39 @@ class HFTokenizer(Tokenizer):
         from tokenizers import Tokenizer as HFBackend
         from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
-        common = dict(vocab_size=config.vocab_size, special_tokens=list(SPECIALS), show_progress=False,
-                      continuing_subword_prefix=cls.PREFIX)
-        if config.type == "bpe":
-            tok = HFBackend(models.BPE(unk_token=UNK, continuing_subword_prefix=cls.PREFIX))
-            trainer = trainers.BpeTrainer(**common)
-        elif config.type == "wordpiece":
-            tok = HFBackend(models.WordPiece(unk_token=UNK, continuing_subword_prefix=cls.PREFIX))
-            trainer = trainers.WordPieceTrainer(**common)
-        else:
+        if config.type not in ("bpe", "wordpiece"):
             raise TokenizerError(unknown_name_message("tokenizer", config.type, ["bpe", "wordpiece"]))
+        byte_level = config.type == "bpe" and config.byte_level
+        if byte_level:
+            alphabet = pre_tokenizers.ByteLevel.alphabet()
+            _check_size(config, len(SPECIALS) + len(alphabet), f"the {len(SPECIALS)} specials and 256 byte pieces")
+            tok = HFBackend(models.BPE())
+            trainer = trainers.BpeTrainer(vocab_size=config.vocab_size, special_tokens=list(SPECIALS),
+                                          initial_alphabet=alphabet, show_progress=False)
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            tok.decoder = decoders.ByteLevel()
+        else:
+            _check_size(config, len(SPECIALS) + 1, f"the {len(SPECIALS)} specials and one piece")
+            common = dict(vocab_size=config.vocab_size, special_tokens=list(SPECIALS), show_progress=False,
+                          continuing_subword_prefix=cls.PREFIX)
+            if config.type == "bpe":
+                tok = HFBackend(models.BPE(unk_token=UNK, continuing_subword_prefix=cls.PREFIX))
+                trainer = trainers.BpeTrainer(**common)
+            else:
+                tok = HFBackend(models.WordPiece(unk_token=UNK, continuing_subword_prefix=cls.PREFIX))
+                trainer = trainers.WordPieceTrainer(**common)
+            tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+            tok.decoder = decoders.WordPiece(prefix=cls.PREFIX, cleanup=False)
         if config.lowercase:
             tok.normalizer = normalizers.Lowercase()
-        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        tok.decoder = decoders.WordPiece(prefix=cls.PREFIX, cleanup=False)
-        tok.train_from_iterator(iter(sentences), trainer=trainer)
-        return cls(tok, config.type, lowercase=config.lowercase, target_size=config.vocab_size)
+        tok.train_from_iterator(iter(_unk_replaced(sentences, config.unk_token)), trainer=trainer)
+        tokenizer = cls(tok, config.type, lowercase=config.lowercase, target_size=config.vocab_size,
+                        byte_level=byte_level, unk_token=config.unk_token)
+        # the trainer keeps every character of the text (alone and as a ## continuation) whatever the size asked
+        _check_size(config, tokenizer.vocab_size, f"the {len(SPECIALS)} specials and the characters of the text")
+        _warn_underfilled(tokenizer, "the training text has no more merges" if config.type == "bpe"
+                          else "the training text has no more words and pieces to add")
+        return tokenizer
 
     @classmethod
     def _load(cls, folder: Path, settings: dict) -> "HFTokenizer":
@@ -336,7 +471,8 @@ class HFTokenizer(Tokenizer):
         except Exception as exc:  # the Rust side raises a bare Exception
             raise TokenizerError(f"cannot read {path}: {exc}") from None
         return cls(tok, settings["type"], lowercase=bool(settings.get("lowercase", False)),
-                   target_size=settings.get("vocab_size"))
+                   target_size=settings.get("vocab_size"), byte_level=bool(settings.get("byte_level", False)),
+                   unk_token=settings.get("unk_token"))
 
 
 # ---------------------------------------------------------------- SentencePiece
@@ -346,25 +482,32 @@ class HFTokenizer(Tokenizer):
 class SentencePieceTokenizer(Tokenizer):
     """A SentencePiece model (unigram by default), saved as ``spm.model``.
 
-    SentencePiece drops a literal ``<unk>`` from training text and spells it out letter by letter when encoding, so
-    ``<unk>`` in the text (PTB) is mapped to ``unk_id`` here; ``unk_id`` decodes as a separate word ``<unk>``.
+    Trained with byte fallback (``byte_level``, the default): characters outside the pieces are spelled in UTF-8
+    bytes, so no text is unknown, and without normalization, so ``decode`` gives the text back exactly up to
+    whitespace (SentencePiece drops leading and trailing whitespace and collapses runs). SentencePiece drops a
+    literal ``<unk>`` from training text and spells it out letter by letter when encoding, so ``<unk>`` in the text
+    (PTB) is mapped to ``unk_id`` here; ``unk_id`` decodes as a separate word ``<unk>``.
     """
 
     type_name = "sentencepiece"
     model_type = "unigram"
 
-    def __init__(self, model_proto: bytes, lowercase: bool = False, target_size: int | None = None) -> None:
+    def __init__(self, model_proto: bytes, lowercase: bool = False, target_size: int | None = None,
+                 byte_fallback: bool = False, unk_token: str | None = None) -> None:
         import sentencepiece as spm
 
         self._proto = model_proto
         self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
         self.lowercase = lowercase
-        self.target_size = target_size
+        self.target_size = self.requested_size = target_size
+        self.byte_fallback = byte_fallback
+        self._set_unk_token(unk_token)
         self._size = self._sp.get_piece_size()
         _check_specials(self)
 
     def __getstate__(self) -> dict:  # the C++ processor does not pickle; rebuild it from the proto
-        return {"model_proto": self._proto, "lowercase": self.lowercase, "target_size": self.target_size}
+        return {"model_proto": self._proto, "lowercase": self.lowercase, "target_size": self.target_size,
+                "byte_fallback": self.byte_fallback, "unk_token": self.unk_token}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -379,6 +522,7 @@ class SentencePieceTokenizer(Tokenizer):
 
     def batch_encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Piece ids of many texts, in one multi-threaded backend call."""
+        texts = [self._replace_unk(t) for t in texts]
         parts = [(t.lower() if self.lowercase else t).split(UNK) for t in texts]
         flat = self._sp.encode([p for ps in parts for p in ps], out_type=int)
         out, k = [], 0
@@ -391,18 +535,17 @@ class SentencePieceTokenizer(Tokenizer):
         return out
 
     def _decode_clean(self, ids: list[int]) -> str:
+        # the runs between <unk>s decode on their own; each is stripped, so "a <unk> b" reads with single spaces
         words, run = [], []
-        for i in ids:
-            if i == UNK_ID:
-                if run:
-                    words.append(self._sp.decode(run))
-                    run = []
-                words.append(UNK)
-            else:
+        for i in ids + [UNK_ID]:
+            if i != UNK_ID:
                 run.append(i)
-        if run:
-            words.append(self._sp.decode(run))
-        return " ".join(w for w in words if w)
+                continue
+            if run:
+                words.append(self._sp.decode(run).strip())
+                run = []
+            words.append(UNK)
+        return " ".join(w for w in words[:-1] if w)
 
     def id_to_token(self, i: int) -> str:
         """The piece string of id ``i``."""
@@ -415,17 +558,27 @@ class SentencePieceTokenizer(Tokenizer):
         return self._sp.piece_to_id(tok)
 
     def _settings(self) -> dict:
-        return {"vocab_size": self.target_size, "lowercase": self.lowercase, "model_type": self.model_type}
+        return {"vocab_size": self.target_size, "lowercase": self.lowercase, "model_type": self.model_type,
+                "byte_fallback": self.byte_fallback, "unk_token": self.unk_token}
+
+    def _details(self) -> list[str]:
+        return ["byte fallback"] if self.byte_fallback else []
 
     def _save_backend(self, folder: Path) -> None:
         (folder / "spm.model").write_bytes(self._proto)
 
     @classmethod
     def train(cls, sentences: Iterable[str], config: TokenizerConfig) -> "SentencePieceTokenizer":
-        """Train a SentencePiece model in memory to at most about ``config.vocab_size`` pieces."""
+        """Train a SentencePiece model in memory to at most ``config.vocab_size`` pieces (fewer, with a warning, if
+        the text supports no more)."""
         import sentencepiece as spm
 
-        lines = (s.lower() if config.lowercase else s for s in sentences)
+        byte_fallback = config.byte_level
+        why = f"the {len(SPECIALS)} specials{', 256 byte pieces' if byte_fallback else ''} and the characters of the text"
+        _check_size(config, len(SPECIALS) + (256 if byte_fallback else 0) + 1, why)
+        lines = _unk_replaced(sentences, config.unk_token)
+        if config.lowercase:
+            lines = (s.lower() for s in lines)
         writer = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -433,17 +586,26 @@ class SentencePieceTokenizer(Tokenizer):
                 vocab_size=config.vocab_size, hard_vocab_limit=False,  # small corpora give fewer pieces, not an error
                 pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
                 pad_piece=PAD, bos_piece=BOS, eos_piece=EOS, unk_piece=UNK,
-                character_coverage=1.0, minloglevel=2,
+                character_coverage=1.0, minloglevel=2, byte_fallback=byte_fallback,
+                # no NFKC: decode gives back the characters that were encoded
+                normalization_rule_name="identity" if byte_fallback else "nmt_nfkc",
             )
         except RuntimeError as exc:
+            needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(exc))
+            if needed:  # every character of the text needs a piece of its own
+                _check_size(config, int(needed.group(1)), why)
             raise TokenizerError(f"sentencepiece training failed: {exc}") from None
-        return cls(writer.getvalue(), lowercase=config.lowercase, target_size=config.vocab_size)
+        tokenizer = cls(writer.getvalue(), lowercase=config.lowercase, target_size=config.vocab_size,
+                        byte_fallback=byte_fallback, unk_token=config.unk_token)
+        _warn_underfilled(tokenizer, "the training text supports no more pieces")
+        return tokenizer
 
     @classmethod
     def _load(cls, folder: Path, settings: dict) -> "SentencePieceTokenizer":
         proto = _backend_file(folder, "spm.model").read_bytes()
         try:
-            return cls(proto, lowercase=bool(settings.get("lowercase", False)), target_size=settings.get("vocab_size"))
+            return cls(proto, lowercase=bool(settings.get("lowercase", False)), target_size=settings.get("vocab_size"),
+                       byte_fallback=bool(settings.get("byte_fallback", False)), unk_token=settings.get("unk_token"))
         except RuntimeError as exc:
             raise TokenizerError(f"cannot read {folder / 'spm.model'}: {exc}") from None
 
@@ -487,6 +649,7 @@ class PretrainedTokenizer(Tokenizer):
     """
 
     type_name = "pretrained"
+    unit = "entries"
     SUBFOLDER = "hf_tokenizer"
 
     def __init__(self, hf_tokenizer: Any, path: str | None = None) -> None:
@@ -536,6 +699,9 @@ class PretrainedTokenizer(Tokenizer):
 
     def _settings(self) -> dict:
         return {"path": self.path, "folder": self.SUBFOLDER}
+
+    def _details(self) -> list[str]:
+        return [f"from {self.path}"] if self.path else []
 
     def _save_backend(self, folder: Path) -> None:
         self.hf.save_pretrained(str(folder / self.SUBFOLDER))
