@@ -87,8 +87,8 @@ class TokenizerConfig(Checked):
     section = "data.tokenizer"
 
     type: str = choice("word", "word", "bpe", "wordpiece", "sentencepiece", "pretrained")
-    vocab_size: int = 10000  # the maximum for word-level vocabularies, the target for subword ones
-    min_count: int = 1  # word-level: words seen fewer times become <unk>
+    vocab_size: int = bounded(10000, 1)  # the maximum for word-level vocabularies, the target for subword ones
+    min_count: int = bounded(1, 1)  # word-level: words seen fewer times become <unk>
     lowercase: bool = False
     path: Union[str, None] = None  # pretrained: a local Hugging Face checkpoint folder whose tokenizer is used as is
     # a corpus's own unknown-word token (Yahoo's and Yelp's _UNK): read as <unk> by every type, never learned
