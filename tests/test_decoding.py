@@ -5,7 +5,7 @@ import torch
 
 from textvae import InputError, TextVAE
 from textvae.data.batching import collate
-from textvae.models.base import sample_tokens
+from textvae.models.base import repetition_controls, sample_tokens
 
 from .conftest import SENTENCES, tiny_model_config
 
@@ -153,3 +153,105 @@ def test_bad_decoding_options_fail_clearly(tokenizer):
         model.generate(z, "sample", top_p=0.0)
     with pytest.raises(InputError, match="beam_size"):
         model.generate(z, "beam", beam_size=0)
+
+
+# ---------------------------------------------------------------- repetition controls
+
+
+def constant_logits_model(tokenizer, preferences: dict):
+    """A model whose next-token logits are the same at every step and for every z: -10, except the words in
+    ``preferences`` (word -> logit) and <eos> (key None). Greedy decoding then repeats its favourite word."""
+    model = model_of(tokenizer)
+    tok = model.tokenizer
+    with torch.no_grad():
+        model.decoder.output.weight.zero_()
+        model.decoder.output.bias.fill_(-10.0)
+        for word, logit in preferences.items():
+            model.decoder.output.bias[tok.eos_id if word is None else tok.encode(word)[0]] = logit
+    return model
+
+
+def test_the_repetition_controls_stop_a_greedy_loop(tokenizer):
+    model = constant_logits_model(tokenizer, {"cat": 3.0, "dog": 2.5, "bird": 2.0, None: 1.8})
+    z = latents(3)
+
+    def words(**kwargs):
+        return model.tokenizer.batch_decode(model.generate(z, max_length=8, **kwargs))
+
+    assert words() == ["cat cat cat cat cat cat cat cat"] * 3
+    # penalty 2: cat 3 -> 1.5 after its first use, so dog (2.5), then bird (2 > 1.5), then <eos> (1.8 > 1.5, 1.25, 1)
+    assert words(repetition_penalty=2.0) == ["cat dog bird"] * 3
+    assert words(no_repeat_ngram_size=1) == ["cat dog bird"] * 3  # no word twice; then only <eos> is left above -10
+    # bigrams: "cat cat" may not recur, so after "cat cat" comes dog; after "cat cat dog cat" both "cat cat" and
+    # "cat dog" are taken, so bird; after "... bird cat" every bigram from cat is taken, so <eos>
+    assert words(no_repeat_ngram_size=2) == ["cat cat dog cat bird cat"] * 3
+    for kwargs in ({"repetition_penalty": 2.0}, {"no_repeat_ngram_size": 2}):
+        expected = words(**kwargs)
+        assert model.tokenizer.batch_decode(model.generate(z, "beam", beam_size=1, length_penalty=0.0, max_length=8,
+                                                           **kwargs)) == expected
+        sampled = model.generate(z, "sample", top_k=1, max_length=8, generator=torch.Generator().manual_seed(0),
+                                 **kwargs)
+        assert model.tokenizer.batch_decode(sampled) == expected
+
+
+def repeated_ngrams(row, n):
+    grams = [tuple(row[i : i + n]) for i in range(len(row) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
+def test_no_row_repeats_an_ngram_and_rows_are_independent(tokenizer, strategy):
+    model = model_of(tokenizer)
+    with torch.no_grad():  # favour one word everywhere, so loops are common without the control
+        model.decoder.output.bias[model.tokenizer.encode("the")[0]] += 3.0
+    z = latents(12)
+    extra = {"generator": torch.Generator().manual_seed(0), "temperature": 0.7} if strategy == "sample" else {}
+    plain = model.generate(z, strategy, max_length=14, **extra)
+    assert sum(repeated_ngrams(row, 2) for row in plain) > 0
+    for n in (1, 2, 3):
+        extra = {"generator": torch.Generator().manual_seed(0), "temperature": 0.7} if strategy == "sample" else {}
+        rows = model.generate(z, strategy, max_length=14, no_repeat_ngram_size=n, **extra)
+        assert all(repeated_ngrams(row, n) == 0 for row in rows)
+    if strategy != "sample":  # a row's history is its own: alone it decodes as in the batch
+        for kwargs in ({"no_repeat_ngram_size": 2}, {"repetition_penalty": 1.8}):
+            batched = model.generate(z, strategy, max_length=14, **kwargs)
+            assert batched == [model.generate(z[i : i + 1], strategy, max_length=14, **kwargs)[0] for i in range(12)]
+            assert batched != plain
+
+
+@pytest.mark.parametrize("penalty,size", [(1.0, 1), (1.0, 2), (1.0, 3), (1.3, 0), (2.5, 0), (1.5, 2)])
+def test_repetition_controls_equal_hugging_face_logits_processors(penalty, size):
+    from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+    gen = torch.Generator().manual_seed(size * 10 + int(penalty * 10))
+    for length in range(0, 9):
+        history = torch.randint(0, 5, (16, length), generator=gen)  # a small alphabet, so n-grams recur
+        logits = torch.randn(16, 9, generator=gen) * 3  # negative and positive logits
+        logits[0, 3] = -torch.inf
+        expected = logits.clone()
+        if penalty != 1.0:
+            expected = RepetitionPenaltyLogitsProcessor(penalty)(history, expected)
+        if size:
+            expected = NoRepeatNGramLogitsProcessor(size)(history, expected)
+        got = repetition_controls(logits, history, penalty, size)
+        assert torch.equal(got, expected)
+        if length and penalty != 1.0:
+            assert not torch.equal(got, logits)  # the inputs exercise the control
+
+
+def test_the_penalty_divides_positive_and_multiplies_negative_logits_of_seen_tokens_once():
+    logits = torch.tensor([[2.0, -1.0, 0.5, -3.0], [2.0, -1.0, 0.5, -3.0]])
+    history = torch.tensor([[0, 1, 1], [2, 2, 2]])
+    expected = torch.tensor([[1.0, -2.0, 0.5, -3.0], [2.0, -1.0, 0.25, -3.0]])
+    assert torch.equal(repetition_controls(logits, history, 2.0), expected)
+
+
+def test_bad_repetition_controls_name_the_argument(tokenizer):
+    model = model_of(tokenizer)
+    z = latents(2)
+    for bad in (0.5, 0.0, -1.0, float("nan"), float("inf"), "2"):
+        with pytest.raises(InputError, match="repetition_penalty must be"):
+            model.generate(z, repetition_penalty=bad)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(InputError, match="no_repeat_ngram_size must be"):
+            model.generate(z, "beam", no_repeat_ngram_size=bad)

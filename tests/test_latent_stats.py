@@ -138,3 +138,22 @@ def test_kl_per_dimension_and_latent_statistics_agree_with_the_pieces(corpus_tok
     assert stats.active_units == active_units(model, sentences) == 3
     assert stats.mutual_information == pytest.approx(mutual_information(model, sentences, seed=0), rel=1e-9)
     assert set(stats.as_dict()) >= {"kl", "mutual_information", "active_units", "kl_per_dim"}
+
+
+def test_the_collapse_warning_names_what_holds_the_kl_up():
+    from textvae.config import ObjectiveConfig
+    from textvae.evaluation.latent_stats import collapse_warning
+
+    free_bits = ObjectiveConfig(free_bits=0.5)
+    warning = collapse_warning(10.6, 0, 16, free_bits, mutual_information=0.02)
+    assert warning.startswith("KL 10.6 is the free-bits floor (0.5 nats x 16 dimensions = 8.0), not information: "
+                              "0/16 active units, MI 0.02 nats; the encoder carries almost no information")
+    assert "try" in warning.lower()
+    assert collapse_warning(10.6, 1, 16, free_bits) is None  # one active unit: the code is used
+    assert collapse_warning(0.0, 0, 0, free_bits) is None  # no latent variable (a language model)
+    # far below the floor the free bits hold nothing up: plain collapse
+    assert collapse_warning(0.3, 0, 16, free_bits).startswith("posterior collapse (KL 0.30 nats): 0/16 active units;")
+    capacity = collapse_warning(14.9, 0, 32, ObjectiveConfig(capacity=15.0))
+    assert capacity.startswith("KL 14.9 is held up by the capacity target (C up to 15 nats), not by information")
+    assert collapse_warning(0.01, 0, 32, ObjectiveConfig()).startswith("posterior collapse (KL 0.01 nats): 0/32")
+    assert collapse_warning(0.01, 0, 32).startswith("posterior collapse")  # no objective given

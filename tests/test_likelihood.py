@@ -4,12 +4,16 @@ import pytest
 import torch
 
 from textvae import TextVAE
+from textvae.config import TokenizerConfig
+from textvae.data.tokenization import train_tokenizer
 from textvae.evaluation.likelihood import (
     elbo_terms,
     importance_weighted_nll,
+    perplexities,
     perplexity,
     perplexity_from_nll,
     predicted_tokens,
+    predicted_words,
 )
 
 from .conftest import SENTENCES, tiny_model_config
@@ -126,6 +130,33 @@ def test_perplexity_counts_words_plus_one_eos_per_sentence(tokenizer):
     assert perplexity(model, SENTENCES, num_samples=2) == pytest.approx(expected, rel=1e-5)
     assert perplexity_from_nll(nll, tokens) == pytest.approx(expected, rel=1e-9)
     assert elbo_terms(model, SENTENCES).perplexity_bound() == pytest.approx(expected, rel=1e-4)  # KL = 0
+
+
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_per_word_perplexity_divides_by_whitespace_words_whatever_the_tokenizer(kind):
+    subwords = train_tokenizer(SENTENCES * 20, TokenizerConfig(type=kind, vocab_size=300))
+    torch.manual_seed(0)
+    model = TextVAE.from_config(tiny_model_config(max_length=40), subwords).eval()  # no sentence truncated
+    tokens, words = predicted_tokens(model, SENTENCES), predicted_words(model, SENTENCES)
+    assert words.tolist() == [len(s.split()) + 1 for s in SENTENCES]
+    assert int(tokens.sum()) > int(words.sum()) + len(SENTENCES)  # subwords split words
+    nll = importance_weighted_nll(model, SENTENCES, num_samples=3, seed=0)
+    per_word = math.exp(float(nll.sum()) / int(words.sum()))
+    per_token = math.exp(float(nll.sum()) / int(tokens.sum()))
+    assert perplexity(model, SENTENCES, num_samples=3, seed=0, per="word") == pytest.approx(per_word, rel=1e-9)
+    assert perplexity(model, SENTENCES, num_samples=3, seed=0) == pytest.approx(per_token, rel=1e-9)
+    assert perplexities(nll, tokens, words) == pytest.approx(
+        {"nll": float(nll.mean()), "ppl_per_token": per_token, "ppl_per_word": per_word,
+         "num_tokens": int(tokens.sum()), "num_words": int(words.sum())})
+    assert per_word > per_token  # the same NLL over fewer units
+    # batches carry no text: their words are those of the tokenizer's decoding, here the same
+    ids, lengths = model.tokenize(SENTENCES)
+    assert predicted_words(model, (ids, lengths)).tolist() == words.tolist()
+    terms = elbo_terms(model, SENTENCES, seed=0)
+    assert terms.num_words.tolist() == words.tolist()
+    assert terms.perplexity_bound("word") == pytest.approx(math.exp(float(terms.nll_bound.sum()) / int(words.sum())))
+    with pytest.raises(ValueError, match="per must be 'token' or 'word'"):
+        perplexity(model, SENTENCES, num_samples=1, per="character")
 
 
 def test_bad_arguments_fail_clearly(tokenizer, tiny_model):

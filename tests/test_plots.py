@@ -1,5 +1,6 @@
 import json
 import math
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -13,11 +14,14 @@ from textvae.config import Config, DataConfig, save_config
 from textvae.evaluation.commands import evaluate_main
 from textvae.evaluation.plots import (
     curve_panels,
+    kl_per_dim_figure,
+    latent_map_figure,
     pca_2d,
     plot_kl_per_dim,
     plot_latent_map,
     plot_training_curves,
     read_log,
+    training_curves_figure,
 )
 
 from .conftest import SENTENCES
@@ -102,7 +106,11 @@ def test_evaluate_writes_metrics_and_figures(tiny_model, tmp_path, capsys, monke
     assert evaluate_main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_sentences"] == 8 and metrics["num_tokens"] == sum(len(s.split()) + 1 for s in SENTENCES)
-    assert metrics["ppl"] == pytest.approx(math.exp(metrics["nll"] * 8 / metrics["num_tokens"]))
+    assert metrics["ppl_per_token"] == pytest.approx(math.exp(metrics["nll"] * 8 / metrics["num_tokens"]))
+    # a word-level model of whitespace-tokenized text: a token is a word, so the two perplexities agree
+    assert metrics["num_words"] == metrics["num_tokens"]
+    assert metrics["ppl_per_word"] == pytest.approx(metrics["ppl_per_token"], rel=1e-12)
+    assert "ppl" not in metrics and metrics["ppl_elbo_per_word"] >= metrics["ppl_per_word"] * 0.999
     assert 0 <= metrics["active_units"] <= metrics["latent_size"] == len(metrics["kl_per_dim"]) == 4
     assert metrics["kl"] == pytest.approx(sum(metrics["kl_per_dim"]))
     for key in ("mutual_information", "reconstruction_bleu", "nll_elbo", "prior_samples", "interpolation"):
@@ -110,7 +118,9 @@ def test_evaluate_writes_metrics_and_figures(tiny_model, tmp_path, capsys, monke
     for name in ("training_curves", "kl_per_dim", "latent_map"):
         assert is_png(Path(metrics["figures"][name]))
     assert len((out / "reconstructions.tsv").read_text().splitlines()) == 8
-    assert "IW-NLL (K=4)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "IW-NLL (K=4)" in out and re.search(rf"PPL per word +{metrics['ppl_per_word']:.3f} ", out)
+    assert ("warning: " in out) == bool(metrics["warnings"]) == (metrics["active_units"] == 0)
     # the embedded corpus by default (from the run's config.yaml when there is one), via the script
     save_config(Config(data=DataConfig(synthetic_size=100)), run / "config.yaml")
     monkeypatch.setattr(sys, "argv", ["evaluate.py", str(folder), "--num-samples", "0", "--max-sentences", "12",
@@ -123,3 +133,52 @@ def test_evaluate_writes_metrics_and_figures(tiny_model, tmp_path, capsys, monke
     assert "grammatical_fraction" in metrics["prior_samples"]
     assert evaluate_main([str(folder), "--color-by", "colour", "--num-samples", "0", "--no-progress"]) == 2
     assert "not a factor" in capsys.readouterr().err
+
+
+def test_activity_panel_draws_the_threshold_and_colours_the_active_units_as_active_units_counts_them():
+    kl = torch.tensor([0.8, 0.0, 0.3, 0.5, 0.01])
+    variances = [0.5, 0.0, 0.2, 0.009, 0.01]  # dim 3 holds KL but its mean barely moves: not active
+    fig = kl_per_dim_figure(kl, variances)
+    ax_var, ax_kl = fig.axes
+    thresholds = [line for line in ax_var.get_lines() if list(line.get_ydata()) == [0.01, 0.01]]
+    assert len(thresholds) == 1 and "threshold 0.01" in thresholds[0].get_label()
+    assert ax_var.get_yscale() == "log"
+    assert ax_var.get_title() == "active units: 3/5 (Var_x E_q[z_d] >= 0.01)"
+    assert "E_q[z_d]" in ax_var.get_ylabel() and "KL" in ax_kl.get_ylabel() and ax_kl.get_xlabel()
+
+    def blue_bars(ax):
+        return sorted(round(p.get_x() + p.get_width() / 2) for p in ax.patches if p.get_facecolor()[:3] == (
+            0.12156862745098039, 0.4666666666666667, 0.7058823529411765))
+
+    assert blue_bars(ax_var) == blue_bars(ax_kl) == [0, 2, 4]  # >= threshold, as active_units_from_means
+    heights = {round(p.get_x() + p.get_width() / 2): p.get_height() for p in ax_kl.patches}
+    assert heights[3] == pytest.approx(0.5) and heights[1] == 0.0  # the KL panel plots KL, not activity
+    assert {t.get_text() for t in ax_var.get_legend().get_texts()} == {"active (3)", "inactive (2)", "threshold 0.01"}
+    plain = kl_per_dim_figure(kl)
+    assert len(plain.axes) == 1 and not plain.axes[0].get_lines()  # no activity given: no threshold drawn
+    with pytest.raises(ValueError, match="3 unit variances for 5"):
+        kl_per_dim_figure(kl, [1.0, 1.0, 1.0])
+
+
+def test_latent_map_says_when_the_posterior_has_collapsed():
+    generator = torch.Generator().manual_seed(0)
+    collapsed = 0.3 + 0.001 * torch.randn(200, 6, generator=generator)  # Var ~1e-6 in every dimension
+    title = latent_map_figure(collapsed).axes[0].get_title()
+    assert title.startswith("posterior collapsed: 0/6 active units") and "< 0.01" in title
+    used = collapsed.clone()
+    used[:, 2] += torch.randn(200, generator=generator) * 0.2  # one dimension varies: Var 0.04
+    title = latent_map_figure(used, labels=np.arange(200) % 3, label_name="type").axes[0].get_title()
+    assert "collapsed" not in title and title == "posterior means (PCA) by type"
+
+
+def test_a_curve_of_one_point_is_drawn_as_a_marker():
+    records = [{"step": 10, "split": "train", "rec": 5.0, "kl": 1.0},
+               {"step": 20, "split": "train", "rec": 4.0, "kl": 1.5},
+               {"step": 20, "split": "valid", "elbo": -5.0, "rec": 4.2, "kl": 0.8, "active_units": 2}]
+    fig = training_curves_figure(records)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    (point,) = panels["active units"].get_lines()
+    assert point.get_linestyle() == "None" and point.get_marker() == "o" and list(point.get_xdata()) == [20]
+    train, valid = panels["KL (nats)"].get_lines()
+    assert train.get_linestyle() == "-" and len(train.get_xdata()) == 2
+    assert valid.get_linestyle() == "None" and valid.get_marker() == "o"

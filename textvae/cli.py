@@ -9,9 +9,9 @@ from .errors import TextVAEError
 
 COMMANDS = {
     "train": "train a VAE (same flags as scripts/train_text_vae.py)",
-    "evaluate": "IW-NLL, PPL, KL, MI, AU, BLEU and figures of a model folder on a split",
+    "evaluate": "IW-NLL, PPL per word and per token, KL, MI, AU, BLEU and figures on a split",
     "interpolate": "decode the path between two sentences through latent space",
-    "sample": "decode sentences from prior samples of a model folder",
+    "sample": "decode sentences from prior samples",
     "encode": "encode sentences (a file or standard input) to latent codes",
 }
 
@@ -22,6 +22,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("usage: textvae COMMAND [args]\n\ncommands:")
         for name, help_text in COMMANDS.items():
             print(f"  {name:12s} {help_text}")
+        print("\nevaluate, interpolate, sample and encode take a model folder or a run folder (its best/, final/ "
+              "or last/);\n`textvae COMMAND --help` lists a command's flags and their defaults.")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     try:

@@ -25,27 +25,43 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
-from .batches import EvalBatch, EvalData, eval_batches, gather_rows
+from .batches import EvalBatch, EvalData, eval_batches, gather_rows, num_sentences
 from .likelihood import evaluating
+
+ACTIVE_THRESHOLD = 0.01  # Var_x E_q[z_d] at or above which dimension d is active (Burda et al. 2016; He et al. 2019)
 
 MAX_PAIR_ELEMENTS = 2**22  # (points x sentences x D) per log q call: 16 MB of float32
 
 
-def posteriors(model, sentences: EvalData, batch_size: int = 256) -> tuple[list, list[EvalBatch]]:
-    """q(z|x) for every batch of the evaluation set (in eval mode, no gradients), with the batches."""
+def _bar(total: int, desc: str, progress: Optional[bool], unit: str = "sent"):
+    """A tqdm bar; ``progress`` None shows it on a terminal only."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=None if progress is None else not progress, leave=False)
+
+
+def posteriors(
+    model, sentences: EvalData, batch_size: int = 256, progress: Optional[bool] = False
+) -> tuple[list, list[EvalBatch]]:
+    """q(z|x) for every batch of the evaluation set (in eval mode, no gradients), with the batches. ``progress``:
+    a tqdm bar (None: on a terminal only)."""
     batches = eval_batches(model, sentences, batch_size)
-    with evaluating(model):
-        qs = [model.posterior(b.input_ids.to(model.device), b.lengths.to(model.device)) for b in batches]
+    qs = []
+    with evaluating(model), _bar(num_sentences(batches), "encoding", progress) as bar:
+        for b in batches:
+            qs.append(model.posterior(b.input_ids.to(model.device), b.lengths.to(model.device)))
+            bar.update(b.size)
     return qs, batches
 
 
 def mutual_information_from_posteriors(
-    latent, posteriors: Sequence[torch.distributions.Distribution], num_samples: int = 1
+    latent, posteriors: Sequence[torch.distributions.Distribution], num_samples: int = 1,
+    progress: Optional[bool] = False,
 ) -> float:
     """I(x; z) with q(z) pooled over all the given posteriors (one ``Distribution`` per batch), in nats.
 
-    Cheap enough to call during validation: it costs O(N^2 D) arithmetic and no decoder pass."""
+    Cheap enough to call during validation: it costs O(N^2 D) arithmetic and no decoder pass (``progress``: a
+    tqdm bar over the sentences, None: on a terminal only)."""
     if num_samples < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     if not posteriors:
@@ -56,21 +72,23 @@ def mutual_information_from_posteriors(
         sizes = [_batch_size(latent, q) for q in posteriors]
         total = sum(sizes)
         sum_log_q_own = sum_log_q_aggregate = 0.0
-        for q_i in posteriors:
-            z = latent.rsample(q_i, num_samples=num_samples)  # (S, B_i, D)
-            sum_log_q_own += float(latent.log_q(q_i, z).double().sum())
-            points = z.reshape(-1, z.size(-1))  # (S * B_i, D)
-            log_q_z = torch.full((points.size(0),), -math.inf, dtype=torch.float64, device=points.device)
-            for q_j, size_j in zip(posteriors, sizes):
-                step = max(1, MAX_PAIR_ELEMENTS // (size_j * points.size(1)))
-                for start in range(0, points.size(0), step):
-                    chunk = points[start : start + step]
-                    # log q(z_m | x_j) for every point m and sentence j: (m, B_j)
-                    pair = latent.log_q(q_j, chunk.unsqueeze(1).expand(-1, size_j, -1)).double()
-                    log_q_z[start : start + step] = torch.logaddexp(
-                        log_q_z[start : start + step], torch.logsumexp(pair, dim=1)
-                    )
-            sum_log_q_aggregate += float((log_q_z - math.log(total)).sum())
+        with _bar(total, "mutual information", progress) as bar:
+            for q_i, size_i in zip(posteriors, sizes):
+                z = latent.rsample(q_i, num_samples=num_samples)  # (S, B_i, D)
+                sum_log_q_own += float(latent.log_q(q_i, z).double().sum())
+                points = z.reshape(-1, z.size(-1))  # (S * B_i, D)
+                log_q_z = torch.full((points.size(0),), -math.inf, dtype=torch.float64, device=points.device)
+                for q_j, size_j in zip(posteriors, sizes):
+                    step = max(1, MAX_PAIR_ELEMENTS // (size_j * points.size(1)))
+                    for start in range(0, points.size(0), step):
+                        chunk = points[start : start + step]
+                        # log q(z_m | x_j) for every point m and sentence j: (m, B_j)
+                        pair = latent.log_q(q_j, chunk.unsqueeze(1).expand(-1, size_j, -1)).double()
+                        log_q_z[start : start + step] = torch.logaddexp(
+                            log_q_z[start : start + step], torch.logsumexp(pair, dim=1)
+                        )
+                sum_log_q_aggregate += float((log_q_z - math.log(total)).sum())
+                bar.update(size_i)
     return (sum_log_q_own - sum_log_q_aggregate) / (total * num_samples)
 
 
@@ -96,7 +114,7 @@ def unit_variances(means: torch.Tensor) -> torch.Tensor:
     return means.double().var(dim=0, unbiased=True)
 
 
-def active_units_from_means(means: torch.Tensor, threshold: float = 0.01) -> int:
+def active_units_from_means(means: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
     """Number of dimensions whose posterior mean varies across sentences by at least ``threshold``."""
     return int((unit_variances(means) >= threshold).sum())
 
@@ -107,7 +125,7 @@ def posterior_means(model, sentences: EvalData, batch_size: int = 256) -> torch.
     return gather_rows([model.latent.mode(q) for q in qs], batches)
 
 
-def active_units(model, sentences: EvalData, threshold: float = 0.01, batch_size: int = 256) -> int:
+def active_units(model, sentences: EvalData, threshold: float = ACTIVE_THRESHOLD, batch_size: int = 256) -> int:
     """Dimensions with Var_x E_q(z|x)[z] >= ``threshold`` over the evaluation set."""
     return active_units_from_means(posterior_means(model, sentences, batch_size), threshold)
 
@@ -143,18 +161,20 @@ class LatentStats:
 def latent_statistics(
     model,
     sentences: EvalData,
-    threshold: float = 0.01,
+    threshold: float = ACTIVE_THRESHOLD,
     num_samples: int = 1,
     batch_size: int = 256,
     seed: Optional[int] = None,
+    progress: Optional[bool] = False,
 ) -> LatentStats:
-    """KL, MI and active units from one encoder pass over the evaluation set."""
-    qs, batches = posteriors(model, sentences, batch_size)
+    """KL, MI and active units from one encoder pass over the evaluation set (``progress``: tqdm bars for the
+    encoder pass and MI; None: on a terminal only)."""
+    qs, batches = posteriors(model, sentences, batch_size, progress)
     latent = model.latent
     means = gather_rows([latent.mode(q) for q in qs], batches)
     kl_per_dim = gather_rows([latent.kl_per_dim(q) for q in qs], batches).double()
     with evaluating(model, seed):
-        mi = mutual_information_from_posteriors(latent, qs, num_samples)
+        mi = mutual_information_from_posteriors(latent, qs, num_samples, progress)
     variances = unit_variances(means)
     return LatentStats(
         kl=float(kl_per_dim.sum(-1).mean()),
@@ -164,3 +184,35 @@ def latent_statistics(
         unit_variances=variances,
         means=means,
     )
+
+
+def collapse_warning(
+    kl: float,
+    active_units: int,
+    latent_size: int,
+    objective=None,
+    mutual_information: Optional[float] = None,
+) -> Optional[str]:
+    """One line when no latent dimension is active (Var_x E_q[z_d] < ``ACTIVE_THRESHOLD`` for every d): the
+    encoder then tells the decoder almost nothing about the sentence, whatever the KL reads. With free bits or a
+    capacity target in ``objective`` (an ``ObjectiveConfig``) the KL is held up by the objective, not by
+    information, which the training figures alone hide. None when some unit is active or there is no latent."""
+    if latent_size == 0 or active_units > 0:
+        return None
+    units = f"{active_units}/{latent_size} active units"
+    if mutual_information is not None:
+        units += f", MI {mutual_information:.2f} nats"
+    free_bits = float(getattr(objective, "free_bits", 0.0) or 0.0)
+    capacity = max(float(getattr(objective, "capacity", 0.0) or 0.0),
+                   float(getattr(objective, "discrete_capacity", 0.0) or 0.0))
+    floor = free_bits * latent_size
+    if free_bits > 0 and kl >= 0.5 * floor:
+        cause = (f"KL {kl:.1f} is the free-bits floor ({free_bits:g} nats x {latent_size} dimensions = "
+                 f"{floor:.1f}), not information")
+    elif capacity > 0 and kl >= 0.1:
+        cause = f"KL {kl:.1f} is held up by the capacity target (C up to {capacity:g} nats), not by information"
+    else:
+        cause = f"posterior collapse (KL {kl:.2f} nats)"
+    return (f"{cause}: {units}; the encoder carries almost no information about the sentence. Try more "
+            "steps, KL annealing (model.objective.kl_schedule=linear or cyclical), word dropout "
+            "(model.decoder.word_dropout=0.3) or a smaller decoder.")

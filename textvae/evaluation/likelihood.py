@@ -2,8 +2,15 @@
 
     log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,   z_k ~ q(z|x)
 
-(Burda et al. 2016; K = 500 in He et al. 2019, Li et al. 2019, Optimus). Perplexity counts one end-of-sentence
-token per sentence: PPL = exp(sum NLL / sum(words + 1)). Everything goes through the ``Latent`` interface
+(Burda et al. 2016; K = 500 in He et al. 2019, Li et al. 2019, Optimus). Perplexity comes in two units, both
+counting one end of sentence per sentence:
+
+    per token: exp(sum NLL / sum(tokens + 1))   tokens as the model's tokenizer splits the sentence
+    per word:  exp(sum NLL / sum(words + 1))    words = whitespace-separated words of the sentence's text
+
+Only the per-word figure compares models with different tokenizers (word, BPE, SentencePiece) on one corpus: the
+NLL of a sentence is the same quantity whatever the units, the number of tokens is not. For a word-level model of a
+whitespace-tokenized corpus such as PTB the two are equal. Everything goes through the ``Latent`` interface
 (``rsample``, ``log_q``, ``log_p``, ``kl_per_dim``) and ``model.log_prob_given_z`` with a sample dimension, so any
 bottleneck that implements it (Gaussian, Gumbel/categorical, joint) is evaluated the same way.
 """
@@ -105,31 +112,73 @@ the LSTM runs over little padding); samples are drawn in chunks so each decoder 
 
 
 def predicted_tokens(model, sentences: EvalData, batch_size: int = 256) -> torch.Tensor:
-    """Tokens each sentence's likelihood predicts (N,): its words (tokens) plus one <eos>."""
+    """Tokens each sentence's likelihood predicts (N,): its tokens plus one <eos>."""
     batches = eval_batches(model, sentences, batch_size)
     return gather_rows([b.lengths - 1 for b in batches], batches)
 
 
-def perplexity_from_nll(nll: torch.Tensor, num_tokens: torch.Tensor) -> float:
-    """exp(sum NLL / sum tokens), with tokens counting one <eos> per sentence."""
-    return math.exp(float(nll.double().sum()) / float(num_tokens.sum()))
+def predicted_words(model, sentences: EvalData, batch_size: int = 256) -> torch.Tensor:
+    """Whitespace-separated words of each sentence's text plus one end of sentence (N,), whatever the tokenizer:
+    the denominator of per-word perplexity. Batches of ids carry no text, so theirs is the tokenizer's decoding."""
+    if _is_text(sentences):
+        texts = [sentences] if isinstance(sentences, str) else list(sentences)
+        return torch.tensor([len(text.split()) + 1 for text in texts])
+    return _decoded_words(model, eval_batches(model, sentences, batch_size))
 
 
-def perplexity(model, sentences: EvalData, num_samples: int = 500, **kwargs) -> float:
-    """Perplexity from the importance-weighted NLL: exp(sum NLL / sum(words + 1)); ``kwargs`` go to
-    ``importance_weighted_nll``."""
+def _is_text(data: EvalData) -> bool:
+    return isinstance(data, str) or (isinstance(data, (list, tuple)) and bool(data) and isinstance(data[0], str))
+
+
+def _decoded_words(model, batches: list[EvalBatch]) -> torch.Tensor:
+    counts = []
+    for b in batches:
+        rows = [ids[1 : int(n) - 1] for ids, n in zip(b.input_ids.tolist(), b.lengths)]  # drop <bos> and <eos>
+        counts.append(torch.tensor([len(text.split()) + 1 for text in model.tokenizer.batch_decode(rows)]))
+    return gather_rows(counts, batches)
+
+
+def perplexity_from_nll(nll: torch.Tensor, counts: torch.Tensor) -> float:
+    """exp(sum NLL / sum counts): per token with ``predicted_tokens``, per word with ``predicted_words`` (both
+    count one end of sentence per sentence)."""
+    return math.exp(float(nll.double().sum()) / float(counts.sum()))
+
+
+PER = ("token", "word")
+
+
+def perplexity(model, sentences: EvalData, num_samples: int = 500, per: str = "token", **kwargs) -> float:
+    """Perplexity from the importance-weighted NLL, ``per`` token (exp(sum NLL / sum(tokens + 1))) or ``per`` word
+    (exp(sum NLL / sum(words + 1)), comparable across tokenizers); ``kwargs`` go to ``importance_weighted_nll``."""
+    if per not in PER:
+        raise ValueError(f"per must be 'token' or 'word', got {per!r}")
     nll = importance_weighted_nll(model, sentences, num_samples=num_samples, **kwargs)
-    return perplexity_from_nll(nll, predicted_tokens(model, sentences, batch_size=kwargs.get("batch_size", 256)))
+    count = predicted_tokens if per == "token" else predicted_words
+    return perplexity_from_nll(nll, count(model, sentences, batch_size=kwargs.get("batch_size", 256)))
+
+
+def perplexities(nll: torch.Tensor, num_tokens: torch.Tensor, num_words: torch.Tensor) -> dict:
+    """The figures of one NLL estimate (N,): ``nll`` (mean per sentence), ``ppl_per_token``, ``ppl_per_word``,
+    ``num_tokens`` and ``num_words`` (each with one end of sentence per sentence)."""
+    return {
+        "nll": float(nll.double().mean()),
+        "ppl_per_token": perplexity_from_nll(nll, num_tokens),
+        "ppl_per_word": perplexity_from_nll(nll, num_words),
+        "num_tokens": int(num_tokens.sum()),
+        "num_words": int(num_words.sum()),
+    }
 
 
 @dataclass
 class ELBOTerms:
-    """Per-sentence ELBO terms in nats. Shapes: ``rec``, ``kl``: (N,); ``kl_per_dim``: (N, D); ``num_tokens``: (N,)."""
+    """Per-sentence ELBO terms in nats. Shapes: ``rec``, ``kl``: (N,); ``kl_per_dim``: (N, D); ``num_tokens``,
+    ``num_words`` (N,): tokens and whitespace words, each plus one end of sentence."""
 
     rec: torch.Tensor
     kl: torch.Tensor
     kl_per_dim: torch.Tensor
     num_tokens: torch.Tensor
+    num_words: Optional[torch.Tensor] = None
 
     @property
     def elbo(self) -> torch.Tensor:
@@ -140,8 +189,13 @@ class ELBOTerms:
         """-ELBO, the upper bound on -log p(x) that the IW estimate tightens."""
         return self.rec + self.kl
 
-    def perplexity_bound(self) -> float:
-        return perplexity_from_nll(self.nll_bound, self.num_tokens)
+    def perplexity_bound(self, per: str = "token") -> float:
+        """exp(sum -ELBO / sum count), an upper bound on the perplexity ``per`` token or word."""
+        if per not in PER:
+            raise ValueError(f"per must be 'token' or 'word', got {per!r}")
+        if per == "word" and self.num_words is None:
+            raise ValueError("these ELBO terms carry no word counts")
+        return perplexity_from_nll(self.nll_bound, self.num_tokens if per == "token" else self.num_words)
 
 
 def elbo_terms(
@@ -174,4 +228,5 @@ def elbo_terms(
         kl=kl_per_dim.sum(-1),
         kl_per_dim=kl_per_dim,
         num_tokens=gather_rows([b.lengths - 1 for b in batches], batches),
+        num_words=predicted_words(model, sentences) if _is_text(sentences) else _decoded_words(model, batches),
     )

@@ -1,6 +1,7 @@
-"""Figures: training curves from the trainer's JSONL log, KL per latent dimension, and a 2-D PCA map of posterior
-means. Drawn on ``matplotlib.figure.Figure`` objects rendered by Agg, never through pyplot, so importing this
-module changes no global backend and works on machines without a display."""
+"""Figures: training curves from the trainer's JSONL log, latent activity and KL per latent dimension, and a 2-D PCA
+map of posterior means. Drawn on ``matplotlib.figure.Figure`` objects rendered by Agg, never through pyplot, so
+importing this module changes no global backend and works on machines without a display. Each ``plot_*`` saves the
+figure its ``*_figure`` function returns, so tests can read the artists."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+from .latent_stats import ACTIVE_THRESHOLD, unit_variances
 
 PathLike = Union[str, Path]
 
@@ -69,10 +72,9 @@ def curve_panels(records: Sequence[dict]) -> list[tuple[str, tuple[list, list], 
     return panels
 
 
-def plot_training_curves(log: "PathLike | Sequence[dict]", path: PathLike, title: Optional[str] = None) -> Path:
-    """One panel per quantity the log holds (ELBO, reconstruction, KL, KL weight, active units, MI), train and
-    validation together; returns the PNG path."""
-    records = read_log(log) if isinstance(log, (str, Path)) else list(log)
+def training_curves_figure(records: Sequence[dict], title: Optional[str] = None) -> Figure:
+    """One panel per quantity the records hold (see ``curve_panels``), train and validation together; a series of
+    one point is drawn as a marker (a line needs two)."""
     panels = curve_panels(records)
     if not panels:
         raise ValueError("the log has no train or valid records with known quantities (rec, kl, elbo, ...)")
@@ -81,10 +83,14 @@ def plot_training_curves(log: "PathLike | Sequence[dict]", path: PathLike, title
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, (name, train, valid) in zip(axes, panels):
-        if train[0]:
-            ax.plot(*train, color="tab:blue", lw=1.2, alpha=0.8, label="train")
-        if valid[0]:
-            ax.plot(*valid, color="tab:orange", lw=1.8, marker="o", ms=3.5, label="valid")
+        for (steps, values), colour, label, width in ((train, "tab:blue", "train", 1.2), (valid, "tab:orange", "valid", 1.8)):
+            if not steps:
+                continue
+            if len(steps) == 1:
+                ax.plot(steps, values, color=colour, linestyle="none", marker="o", ms=6, label=f"{label} (1 point)")
+            else:
+                ax.plot(steps, values, color=colour, lw=width, alpha=0.8 if label == "train" else 1.0,
+                        marker="o" if label == "valid" else None, ms=3.5, label=label)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -93,36 +99,70 @@ def plot_training_curves(log: "PathLike | Sequence[dict]", path: PathLike, title
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_kl_per_dim(
+def plot_training_curves(log: "PathLike | Sequence[dict]", path: PathLike, title: Optional[str] = None) -> Path:
+    """One panel per quantity the log holds (ELBO, reconstruction, KL, KL weight, active units, MI), train and
+    validation together; returns the PNG path."""
+    records = read_log(log) if isinstance(log, (str, Path)) else list(log)
+    return _save(training_curves_figure(records, title), path)
+
+
+def _array(values) -> np.ndarray:
+    return np.asarray(torch.as_tensor(values, dtype=torch.float64).cpu())
+
+
+def kl_per_dim_figure(
     kl_per_dim: "torch.Tensor | Sequence[float]",
-    path: PathLike,
     unit_variances: "torch.Tensor | Sequence[float] | None" = None,
-    threshold: float = 0.01,
+    threshold: float = ACTIVE_THRESHOLD,
     title: Optional[str] = None,
-) -> Path:
-    """Bar chart of the mean KL of each latent dimension; with ``unit_variances``, active units (variance of the
-    posterior mean >= ``threshold``) are coloured and counted in the legend."""
-    kl = np.asarray(torch.as_tensor(kl_per_dim, dtype=torch.float64).cpu())
+) -> Figure:
+    """The mean KL of each latent dimension; with ``unit_variances`` (Var_x E_q[z_d], what ``active_units``
+    thresholds) a panel above it of those variances on a log scale, with the threshold drawn, and the dimensions
+    at or above it (the active units) coloured in both panels. KL and activity differ: a dimension can hold KL
+    (a narrow posterior) whose mean never moves, which free bits produce."""
+    kl = _array(kl_per_dim)
     dims = np.arange(len(kl))
-    fig = Figure(figsize=(max(5.0, 0.28 * len(kl) + 2), 3.4), layout="constrained")
-    ax = fig.subplots()
-    if unit_variances is not None:
-        active = np.asarray(torch.as_tensor(unit_variances, dtype=torch.float64).cpu()) >= threshold
-        ax.bar(dims[active], kl[active], color="tab:blue", label=f"active ({active.sum()})")
-        ax.bar(dims[~active], kl[~active], color="tab:gray", label=f"inactive ({(~active).sum()})")
-        ax.legend(fontsize=8)
+    height = 3.4 if unit_variances is None else 5.8
+    fig = Figure(figsize=(max(5.0, 0.28 * len(kl) + 2), height), layout="constrained")
+    if unit_variances is None:
+        ax_kl = fig.subplots()
+        ax_kl.bar(dims, kl, color="tab:blue")
     else:
-        ax.bar(dims, kl, color="tab:blue")
-    ax.set_xlabel("latent dimension")
-    ax.set_ylabel("KL (nats)")
-    ax.set_xticks(dims if len(dims) <= 64 else dims[:: max(1, len(dims) // 32)])
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_title(title or f"KL per dimension (total {kl.sum():.2f} nats)", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+        variances = _array(unit_variances)
+        if variances.shape != kl.shape:
+            raise ValueError(f"{len(variances)} unit variances for {len(kl)} dimensions")
+        active = variances >= threshold
+        ax_var, ax_kl = fig.subplots(2, 1, sharex=True)
+        smallest = float(variances[variances > 0].min()) if (variances > 0).any() else threshold
+        floor = min(threshold / 100, smallest) / 3  # below every nonzero variance, so each shows as a bar
+        shown = np.maximum(variances, floor)  # a log axis cannot show 0
+        ax_var.bar(dims[active], shown[active], color="tab:blue", label=f"active ({active.sum()})")
+        ax_var.bar(dims[~active], shown[~active], color="tab:gray", label=f"inactive ({(~active).sum()})")
+        ax_var.axhline(threshold, color="tab:red", linestyle="--", lw=1.2, label=f"threshold {threshold:g}")
+        ax_var.set_yscale("log")
+        ax_var.set_ylim(bottom=floor)
+        ax_var.set_ylabel("Var over sentences of E_q[z_d]", fontsize=9)
+        ax_var.set_title(f"active units: {active.sum()}/{len(kl)} (Var_x E_q[z_d] >= {threshold:g})", fontsize=10)
+        ax_var.grid(axis="y", alpha=0.3)
+        ax_var.legend(fontsize=8)
+        ax_kl.bar(dims[active], kl[active], color="tab:blue", label="active")
+        ax_kl.bar(dims[~active], kl[~active], color="tab:gray", label="inactive")
+    ax_kl.set_xlabel("latent dimension d")
+    ax_kl.set_ylabel("mean KL(q(z_d|x) || p(z_d)), nats", fontsize=9)
+    ax_kl.set_xticks(dims if len(dims) <= 64 else dims[:: max(1, len(dims) // 32)])
+    ax_kl.tick_params(axis="x", labelsize=7)
+    ax_kl.set_title(title or f"KL per dimension (total {kl.sum():.2f} nats)", fontsize=10)
+    ax_kl.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_kl_per_dim(kl_per_dim: "torch.Tensor | Sequence[float]", path: PathLike, *args, **kwargs) -> Path:
+    """Save ``kl_per_dim_figure(kl_per_dim, *args, **kwargs)`` (unit_variances, threshold, title) as a PNG;
+    returns its path."""
+    return _save(kl_per_dim_figure(kl_per_dim, *args, **kwargs), path)
 
 
 def pca_2d(x: "torch.Tensor | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
@@ -139,18 +179,32 @@ def pca_2d(x: "torch.Tensor | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
     return projected.numpy(), np.pad(ratio, (0, 2 - len(ratio)))
 
 
-def plot_latent_map(
+def collapse_title(means: "torch.Tensor | np.ndarray", threshold: float = ACTIVE_THRESHOLD) -> Optional[str]:
+    """"posterior collapsed: ..." when no dimension of the posterior means (N, D) varies by ``threshold`` across
+    sentences (no active unit, the definition of ``active_units``); None otherwise."""
+    means = torch.as_tensor(np.asarray(means), dtype=torch.float64)
+    if means.dim() != 2 or means.size(1) == 0 or means.size(0) < 2:
+        return None
+    variances = unit_variances(means)
+    if bool((variances >= threshold).any()):
+        return None
+    return (f"posterior collapsed: 0/{means.size(1)} active units\n(largest Var_x E_q[z_d] "
+            f"{float(variances.max()):.1e} < {threshold:g}): the map shows noise")
+
+
+def latent_map_figure(
     means: "torch.Tensor | np.ndarray",
-    path: PathLike,
     labels: Optional[Iterable] = None,
     label_name: Optional[str] = None,
     max_points: int = 5000,
     seed: int = 0,
     title: Optional[str] = None,
-) -> Path:
+    threshold: float = ACTIVE_THRESHOLD,
+) -> Figure:
     """Scatter of posterior means on their first two principal components, coloured by ``labels`` when given:
     categories (up to 20, with a legend) or numbers (with a colour bar). At most ``max_points`` points, drawn
-    at random with ``seed``."""
+    at random with ``seed``. When no unit is active the title says the posterior has collapsed."""
+    collapsed = collapse_title(means, threshold)
     points, ratio = pca_2d(means)
     labels = None if labels is None else np.asarray(list(labels))
     if labels is not None and len(labels) != len(points):
@@ -177,9 +231,17 @@ def plot_latent_map(
         ax.legend(title=label_name, fontsize=7, title_fontsize=8, markerscale=1.5, loc="best")
     ax.set_xlabel(f"PC 1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC 2 ({ratio[1]:.0%} of variance)")
-    ax.set_title(title or "posterior means (PCA)" + (f" by {label_name}" if label_name else ""), fontsize=10)
+    heading = title or "posterior means (PCA)" + (f" by {label_name}" if label_name else "")
+    ax.set_title(f"{collapsed}\n{heading}" if collapsed else heading, fontsize=10,
+                 color="tab:red" if collapsed else "black")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def plot_latent_map(means: "torch.Tensor | np.ndarray", path: PathLike, *args, **kwargs) -> Path:
+    """Save ``latent_map_figure(means, *args, **kwargs)`` (labels, label_name, max_points, seed, title,
+    threshold) as a PNG; returns its path."""
+    return _save(latent_map_figure(means, *args, **kwargs), path)
 
 
 def _tab20(i: int):

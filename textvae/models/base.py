@@ -4,6 +4,8 @@ reconstruct, sample, interpolate, and ``save_pretrained`` / ``from_pretrained``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import operator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +234,8 @@ class BaseVAE(nn.Module):
         top_p: float = 1.0,
         beam_size: int = 4,
         length_penalty: float = 1.0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
     ) -> list[list[int]]:
         """Decode latents (N, D) to token id lists (without <bos>/<eos>), batched with incremental decoder state.
 
@@ -241,6 +245,12 @@ class BaseVAE(nn.Module):
         (length counts <eos>; 0 ranks by raw log p, and ``beam_size=1`` is then exactly greedy). Every strategy
         stops a sentence at <eos> or after ``max_length`` tokens (default ``config.max_length``) and never emits
         <pad> or <bos>. Rows that finish leave the batch, so long tails cost only their own rows.
+
+        Against loops, for every strategy (``repetition_controls``, before temperature and filtering, as Hugging
+        Face ``generate``): ``repetition_penalty`` >= 1 divides the positive logits and multiplies the negative ones
+        of tokens the sequence already holds (CTRL, Keskar et al. 2019; 1.0: off); ``no_repeat_ngram_size`` n >= 1
+        never emits a token that completes an n-gram the sequence already holds (0: off). Beam search scores the
+        log-probabilities of the adjusted logits.
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown decoding strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
@@ -256,6 +266,8 @@ class BaseVAE(nn.Module):
             raise InputError(f"top_k and top_p apply to strategy='sample', not {strategy!r}")
         if beam_size < 1:
             raise InputError(f"beam_size must be at least 1, got {beam_size}")
+        check_repetition_controls(repetition_penalty, no_repeat_ngram_size)
+        controls = dict(repetition_penalty=float(repetition_penalty), no_repeat_ngram_size=int(no_repeat_ngram_size))
         max_length = self.config.max_length if max_length is None else max_length
         if max_length < 1:
             raise InputError(f"max_length must be at least 1, got {max_length}")
@@ -264,9 +276,9 @@ class BaseVAE(nn.Module):
         try:
             z = z.to(self.device)
             if strategy == "beam":
-                rows = self._beam_search(z, beam_size, max_length, length_penalty)
+                rows = self._beam_search(z, beam_size, max_length, length_penalty, **controls)
             else:
-                rows = self._decode_stepwise(z, strategy, temperature, top_k, top_p, max_length, generator)
+                rows = self._decode_stepwise(z, strategy, temperature, top_k, top_p, max_length, generator, **controls)
         finally:
             self.train(was_training)
         eos = self.tokenizer.eos_id
@@ -276,10 +288,14 @@ class BaseVAE(nn.Module):
         tok = self.tokenizer
         return sorted({tok.pad_id, tok.bos_id} - {tok.eos_id})
 
-    def _decode_stepwise(self, z, strategy, temperature, top_k, top_p, max_length, generator) -> list[list[int]]:
+    def _decode_stepwise(
+        self, z, strategy, temperature, top_k, top_p, max_length, generator,
+        repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+    ) -> list[list[int]]:
         """Greedy or sampled decoding; finished rows are dropped from the batch (``decoder.select_state``)."""
         tok, decoder = self.tokenizer, self.decoder
         banned = self._never_generated()
+        controlled = repetition_penalty != 1.0 or no_repeat_ngram_size > 0
         n = z.size(0)
         out = torch.full((n, max_length), tok.pad_id, dtype=torch.long, device=z.device)
         alive = torch.arange(n, device=z.device)  # original row of each row still decoding
@@ -288,6 +304,8 @@ class BaseVAE(nn.Module):
         for t in range(max_length):
             logits, state = decoder.step(tokens, z, state)
             logits = logits.float()
+            if t > 0 and controlled:
+                logits = repetition_controls(logits, out[alive, :t], repetition_penalty, no_repeat_ngram_size)
             logits[:, banned] = -torch.inf
             if strategy == "greedy":
                 tokens = logits.argmax(-1)
@@ -303,7 +321,10 @@ class BaseVAE(nn.Module):
                 state = decoder.select_state(state, keep)
         return out.tolist()
 
-    def _beam_search(self, z, beam_size: int, max_length: int, length_penalty: float) -> list[list[int]]:
+    def _beam_search(
+        self, z, beam_size: int, max_length: int, length_penalty: float,
+        repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+    ) -> list[list[int]]:
         """Batched beam search. Each step expands the live beams, moves hypotheses that end in <eos> (from the top
         ``beam_size`` candidates) to a pool of finished ones ranked by normalised score, and keeps the best
         ``beam_size`` candidates that did not end as live beams. A latent is done when no live beam can still
@@ -311,6 +332,7 @@ class BaseVAE(nn.Module):
         tok, decoder = self.tokenizer, self.decoder
         n, width, device = z.size(0), beam_size, z.device
         banned, eos = self._never_generated(), tok.eos_id
+        controlled = repetition_penalty != 1.0 or no_repeat_ngram_size > 0
         rows = torch.arange(n, device=device).unsqueeze(1)
         zz = z.repeat_interleave(width, dim=0)  # (n * W, D), beams of a latent adjacent
         state = decoder.initial_state(zz)
@@ -323,7 +345,11 @@ class BaseVAE(nn.Module):
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(max_length + 1):
             logits, state = decoder.step(tokens, zz, state)
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            logits = logits.float()
+            if t > 0 and controlled:
+                logits = repetition_controls(logits, history.reshape(n * width, t), repetition_penalty,
+                                             no_repeat_ngram_size)
+            log_probs = torch.log_softmax(logits, dim=-1)
             log_probs[:, banned] = -torch.inf
             if t == max_length:
                 log_probs = torch.full_like(log_probs, -torch.inf).index_copy_(
@@ -388,14 +414,25 @@ class BaseVAE(nn.Module):
             raise InputError(f"{name} has NaN or infinite values in {len(rows)} of {z.size(0)} rows (first: row {rows[0]})")
         return z
 
-    def decode(self, z: torch.Tensor, strategy: str = "greedy", **kwargs) -> list[str]:
-        """Latents (N, D) -> sentences; ``kwargs`` go to ``generate`` (temperature, top_k, top_p, beam_size, ...).
-        ``z`` may be a numpy array, or a single code of shape (D,)."""
+    def decode(
+        self, z: torch.Tensor, strategy: str = "greedy", progress: "bool | str | None" = False, **kwargs
+    ) -> list[str]:
+        """Latents (N, D) -> sentences; ``kwargs`` go to ``generate`` (temperature, top_k, top_p, beam_size,
+        repetition_penalty, no_repeat_ngram_size, ...). ``progress``: a tqdm bar over the sentences: False none,
+        True always, None on a terminal only, a string: on a terminal only, with that label. ``z`` may be a numpy
+        array, or a single code of shape (D,)."""
+        from tqdm.auto import tqdm
+
         z = self._check_latents(z)
         chunks = []
         batch = self.api_batch_size if strategy != "beam" else max(1, self.api_batch_size // kwargs.get("beam_size", 4))
-        for start in range(0, z.size(0), batch):
-            chunks += self.generate(z[start : start + batch], strategy=strategy, **kwargs)
+        desc = progress if isinstance(progress, str) else "decoding"
+        show = None if progress is None or isinstance(progress, str) else bool(progress)
+        with tqdm(total=z.size(0), desc=desc, unit="sent", disable=None if show is None else not show,
+                  leave=False) as bar:
+            for start in range(0, z.size(0), batch):
+                chunks += self.generate(z[start : start + batch], strategy=strategy, **kwargs)
+                bar.update(min(batch, z.size(0) - start))
         return self.tokenizer.batch_decode(chunks)
 
     def reconstruct(self, sentences: "str | Sequence[str]", strategy: str = "greedy", **kwargs) -> list[str]:
@@ -433,6 +470,48 @@ def count_argument(name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise InputError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def check_repetition_controls(repetition_penalty: float, no_repeat_ngram_size: int) -> None:
+    """``InputError`` naming the argument unless ``repetition_penalty`` >= 1 and ``no_repeat_ngram_size`` is an
+    integer >= 0."""
+    if isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty, numbers.Real) or not (
+        1.0 <= repetition_penalty < math.inf
+    ):
+        raise InputError(f"repetition_penalty must be a finite number >= 1 (1.0: off), got {repetition_penalty!r}")
+    if isinstance(no_repeat_ngram_size, bool) or not isinstance(no_repeat_ngram_size, numbers.Integral) or (
+        no_repeat_ngram_size < 0
+    ):
+        raise InputError(f"no_repeat_ngram_size must be an integer >= 0 (0: off), got {no_repeat_ngram_size!r}")
+
+
+def repetition_controls(
+    logits: torch.Tensor, history: torch.Tensor, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0
+) -> torch.Tensor:
+    """Logits (N, V) of the next token, adjusted for what each row's sequence ``history`` (N, t) already holds:
+    ``repetition_penalty`` divides the positive logits and multiplies the negative ones of every token in the
+    row's history (once, however often it occurs), and ``no_repeat_ngram_size`` n sets to -inf every token that
+    would complete an n-gram already in the row. The same values as Hugging Face's
+    ``RepetitionPenaltyLogitsProcessor`` and ``NoRepeatNGramLogitsProcessor`` given ``history`` as input ids;
+    whole-batch tensor operations, no loop over rows or the vocabulary. Returns a new tensor."""
+    n, t = history.shape
+    vocab = logits.size(-1)
+    if t == 0 or (repetition_penalty == 1.0 and (no_repeat_ngram_size == 0 or t < no_repeat_ngram_size)):
+        return logits
+    if repetition_penalty != 1.0:
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, history, True)
+        penalised = torch.where(logits < 0, logits * repetition_penalty, logits / repetition_penalty)
+        logits = torch.where(seen, penalised, logits)
+    size = no_repeat_ngram_size
+    if size and t >= size:
+        grams = history.unfold(1, size, 1)  # (N, t - size + 1, size): every n-gram of each row
+        last = history[:, t - size + 1 :]  # (N, size - 1): the prefix the next token would extend
+        match = (grams[:, :, :-1] == last.unsqueeze(1)).all(-1)  # n-grams that begin with that prefix
+        # the tokens that complete them; non-matches go to a spare column that is dropped
+        ends = torch.where(match, grams[:, :, -1], torch.full_like(grams[:, :, -1], vocab))
+        banned = torch.zeros((n, vocab + 1), dtype=torch.bool, device=logits.device).scatter_(1, ends, True)
+        logits = logits.masked_fill(banned[:, :vocab], -torch.inf)
+    return logits
 
 
 def sample_tokens(

@@ -61,9 +61,11 @@ def config_from_args(args: argparse.Namespace, default_config: str = DEFAULT_CON
 
 
 def print_summary(result, data) -> None:
-    """Valid figures, three reconstructions, three prior samples and one interpolation from the best model (for
-    dialogue data, ``print_dialogue_summary``, so ``textvae train`` serves dialogue configs too)."""
+    """Valid figures (with a warning when no latent unit is active), three reconstructions, three prior samples
+    decoded greedily and by nucleus sampling, and one interpolation from the best model (for dialogue data,
+    ``print_dialogue_summary``, so ``textvae train`` serves dialogue configs too)."""
     from ..data.dialogue import DialogueData
+    from ..evaluation.latent_stats import collapse_warning
     from ..models.base import load_pretrained
 
     if isinstance(data, DialogueData):
@@ -76,8 +78,11 @@ def print_summary(result, data) -> None:
     print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
     print(
         f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/sentence (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
-        f"PPL <= {v['ppl_bound']:.2f}, active units {v['active_units']}/{model.latent.code_size}"
+        f"PPL per token <= {v['ppl_bound']:.2f}, active units {v['active_units']}/{model.latent.code_size}"
     )
+    warning = collapse_warning(v["kl"], v["active_units"], model.latent.code_size, model.config.objective)
+    if warning:
+        print(f"warning: {warning}")
     if model.latent.code_size == 0:
         print("\nsamples (a language model: no latent variable to reconstruct from or interpolate through):")
         for sample in model.sample(3, seed=0, strategy="sample"):
@@ -87,9 +92,13 @@ def print_summary(result, data) -> None:
     print("\nreconstructions (test sentence -> greedy decode of the posterior mean):")
     for source, rebuilt in zip(sentences, model.reconstruct(sentences)):
         print(f"  {source}\n  -> {rebuilt}")
-    print("\nsamples from the prior (greedy):")
-    for sample in model.sample(3, seed=0):
-        print(f"  {sample}")
+    # greedy decoding shows the mode, which after a short run often loops or stops early; sampling from the
+    # nucleus of the same z shows what the model has actually learnt to say
+    print("\nsamples from the prior (each z decoded greedily, then sampled with top-p 0.9):")
+    greedy = model.sample(3, seed=0)
+    sampled = model.sample(3, seed=0, strategy="sample", top_p=0.9)
+    for one, other in zip(greedy, sampled):
+        print(f"  greedy:  {one}\n  sampled: {other}")
     a, b = data.sentences("test")[3], data.sentences("test")[4]
     print("\ninterpolation (posterior means, 6 steps):")
     for i, sentence in enumerate(model.interpolate(a, b, steps=6)):
@@ -108,7 +117,7 @@ def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, sc
     print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
     unit = "window of turns" if model.config.model_type == "vhred" else "response"
     print(f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/{unit} (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
-          f"PPL <= {v['ppl_bound']:.2f}")
+          f"PPL per token <= {v['ppl_bound']:.2f}")
     texts = data.texts["test"][:contexts]
     if model.config.dialogue.condition == "label":
         responses = model.respond(labels=[max(0, t.act if model.config.dialogue.act_label == "act" else t.emotion)
@@ -126,7 +135,7 @@ def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, sc
     print(f"\ntest, first {m.contexts} contexts, 10 samples each: BLEU recall {m.bleu_recall:.3f} precision "
           f"{m.bleu_precision:.3f} F1 {m.bleu_f1:.3f} (smoothed sentence BLEU); distinct-1/2 within "
           f"{m.distinct_1_within:.3f}/{m.distinct_2_within:.3f}, overall {m.distinct_1_overall:.3f}/"
-          f"{m.distinct_2_overall:.3f}; KL {m.kl:.3f}; IW-NLL {m.nll:.3f} (K=10), PPL {m.ppl:.2f}")
+          f"{m.distinct_2_overall:.3f}; KL {m.kl:.3f}; IW-NLL {m.nll:.3f} (K=10), PPL per token {m.ppl:.2f}")
 
 
 def main(
