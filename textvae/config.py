@@ -208,10 +208,14 @@ class TrainConfig:
     grad_clip: float = 5.0
     grad_accum_steps: int = 1
     mixed_precision: str = choice("no", "no", "fp16", "bf16")
-    eval_every: int = 500
-    checkpoint_every: int = 500
+    # None: about 10 validations and checkpoints per run, max(1, max_steps // 10)
+    eval_every: Union[int, None] = None
+    checkpoint_every: Union[int, None] = None
     keep_checkpoints: int = 2
     log_every: int = 50
+    # a step whose loss or gradient norm is NaN or infinite is skipped (logged as skipped_steps); this many in a row
+    # stop the run with an error (1: stop at the first)
+    max_nonfinite_steps: int = 5
     # start from the weights of a model folder (e.g. an autoencoder, for Li et al. 2019's pretraining) instead of a
     # fresh initialisation; init_modules keeps only the named top-level modules (e.g. [encoder]), [] takes all
     init_from: Union[str, None] = None
