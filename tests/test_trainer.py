@@ -1,7 +1,13 @@
 import json
+import math
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,7 +16,10 @@ from safetensors.torch import load_file
 
 from textvae import load_config, load_pretrained
 from textvae.config import TrainConfig
-from textvae.training.checkpoint import latest_checkpoint, list_checkpoints
+from textvae.training.checkpoint import latest_checkpoint, list_checkpoints, read_trainer_state
+from textvae.errors import CheckpointError, DataError
+from textvae.models.base import BaseVAE
+from textvae.training.run import trained_line
 from textvae.training.trainer import TrainingError, learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +41,39 @@ TINY = [
 
 def tiny_config(tmp_path, name, *extra):
     return load_config(ROOT / "configs" / "default.yaml", TINY + [f"train.output_dir={tmp_path / name}", *extra])
+
+
+def strict_json(line):
+    """json.loads that refuses NaN and Infinity, which Python's json reads but JSON does not have."""
+    def refuse(constant):
+        raise ValueError(f"{constant} in a log line: not JSON")
+    return json.loads(line, parse_constant=refuse)
+
+
+def read_log(folder):
+    return [strict_json(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def assert_nothing_nonfinite_saved(folder):
+    """Every weight file under a run folder is finite, every log line is JSON, and the run released its lock."""
+    for path in folder.rglob("*.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(str(path)).values()), path
+    read_log(folder)
+    assert not (folder / "run.lock").exists()
+
+
+@contextmanager
+def deadline(seconds):
+    """Fail a test that would otherwise hang (e.g. a loop over an empty loader) after ``seconds``."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
@@ -84,9 +126,15 @@ def test_killed_mid_write_checkpoint_is_never_picked(tmp_path):
 
 
 def test_nan_loss_is_a_clear_error(tmp_path):
-    config = tiny_config(tmp_path, "nan", "train.max_steps=3", "train.learning_rate=1e30", "train.grad_clip=0", "train.optimizer=sgd")
-    with pytest.raises(TrainingError, match="loss is not finite at step"):
+    # SGD at 1e30 leaves finite but huge weights after step 1; from step 2 on every loss is NaN: skipped, twice in a row
+    config = tiny_config(tmp_path, "nan", "train.max_steps=6", "train.learning_rate=1e30", "train.grad_clip=0",
+                         "train.optimizer=sgd", "train.max_nonfinite_steps=2", "train.checkpoint_every=1",
+                         "train.eval_every=100")
+    with pytest.raises(TrainingError, match=r"loss is not finite at step 3 \(2 in a row, .*; loss=nan.*learning_rate"):
         train(config, progress=False)
+    # the skipped step 2 left the weights of step 1 (finite), so its checkpoint was written; step 3 stopped the run
+    assert [p.name for p in list_checkpoints(tmp_path / "nan" / "checkpoints")] == ["step_00000001", "step_00000002"]
+    assert_nothing_nonfinite_saved(tmp_path / "nan")
 
 
 def test_learning_rate_schedules():
@@ -100,8 +148,14 @@ def test_learning_rate_schedules():
     assert learning_rate(TrainConfig(learning_rate=0.3), 1000) == 0.3
 
 
+def script_env():
+    """The environment of a script run: this checkout's textvae first, whatever package is installed."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
 def run_script(args, tmp_path, launcher=None, timeout=300):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = script_env()
     command = (launcher or [sys.executable]) + [str(ROOT / "scripts" / "train_text_vae.py"), *args]
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -132,7 +186,7 @@ def test_two_process_data_parallel_run(tmp_path):
 
 def test_two_processes_see_different_shards_and_average_gradients(tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29532"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = script_env()
     proc = subprocess.run(
         launcher + [str(ROOT / "tests" / "helpers" / "ddp_probe.py"), str(ROOT / "configs" / "default.yaml"), *TINY],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
@@ -204,3 +258,314 @@ def test_cpu_threads_are_set_for_training_and_restored(monkeypatch):
     config.train.cpu_threads = -1
     with pytest.raises(ValueError, match="train.cpu_threads must be 0"):
         trainer.train(config)
+
+
+# ---------------------------------------------------------------- never saving garbage
+
+
+def test_huge_learning_rate_stops_before_saving_nonfinite_weights(tmp_path):
+    """The review's case: Adam at 1e39 makes every weight inf in one step with finite gradients. The script stops
+    with one error line and leaves no final/, best/ or checkpoint."""
+    out = tmp_path / "lr"
+    proc = run_script(["--max-steps", "1", "--output-dir", str(out), "--no-summary", "--no-progress",
+                       "train.learning_rate=1e39", *TINY], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: the weights are not finite after step 1" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / "final").exists() and not (out / "best").exists()
+    assert list_checkpoints(out / "checkpoints") == []
+    assert_nothing_nonfinite_saved(out)
+    assert read_log(out)[-1]["event"] == "stopped"
+    # longer runs stop at the next step's NaN loss, before any interval saves anything
+    with pytest.raises(TrainingError, match="weights are not finite after step 2"):
+        train(tiny_config(tmp_path, "lr5", "train.max_steps=5", "train.learning_rate=1e39", "train.eval_every=100",
+                          "train.checkpoint_every=100"), progress=False)
+    assert_nothing_nonfinite_saved(tmp_path / "lr5")
+    assert not (tmp_path / "lr5" / "final").exists()
+
+
+def test_nonfinite_validation_is_logged_as_null_and_stops_the_run(tmp_path):
+    # finite but huge weights (SGD at 1e30) whose validation ELBO is NaN: the valid line says null, nothing is saved
+    config = tiny_config(tmp_path, "v", "train.max_steps=3", "train.learning_rate=1e30", "train.grad_clip=0",
+                         "train.optimizer=sgd", "train.eval_every=3")
+    with pytest.raises(TrainingError, match="validation at step 3 gave a non-finite ELBO"):
+        train(config, progress=False)
+    records = read_log(tmp_path / "v")  # strict: a NaN would fail here
+    valid = [r for r in records if r.get("split") == "valid"]
+    assert valid[0]["elbo"] is None and valid[0]["rec"] is None
+    assert sum(r["skipped_steps"] for r in records if r.get("split") == "train") == 2  # steps 2 and 3
+    assert not (tmp_path / "v" / "best").exists() and not (tmp_path / "v" / "final").exists()
+    assert_nothing_nonfinite_saved(tmp_path / "v")
+
+
+def poison_steps(monkeypatch, steps):
+    """Make the loss NaN at the given (0-based) steps of every model the trainer builds."""
+    build = BaseVAE.from_config
+
+    def from_config(*args, **kwargs):
+        model = build(*args, **kwargs)
+        forward = model.forward
+
+        def poisoned(batch, step=0):
+            output = forward(batch, step=step)
+            if step in steps:
+                output.loss = output.loss * float("nan")
+            return output
+
+        model.forward = poisoned
+        return model
+
+    monkeypatch.setattr(BaseVAE, "from_config", from_config)
+
+
+def test_nonfinite_steps_are_skipped_counted_and_the_run_goes_on(tmp_path, monkeypatch):
+    clean = train(tiny_config(tmp_path, "clean", "train.max_steps=2", "train.log_every=1"), progress=False)
+    poison_steps(monkeypatch, {2, 3, 5})
+    result = train(tiny_config(tmp_path, "run", "train.max_steps=8", "train.log_every=1", "train.eval_every=4",
+                               "train.checkpoint_every=4"), progress=False)
+    assert result.state.step == 8 and result.state.skipped_steps == result.skipped_steps == 3
+    lines = [r for r in read_log(tmp_path / "run") if r.get("split") == "train"]
+    assert [r["skipped_steps"] for r in lines] == [0, 0, 1, 1, 0, 1, 0, 0]
+    skipped = [r for r in lines if r["skipped_steps"]]
+    assert all("loss" not in r for r in skipped)  # no NaN means: a skipped step has no terms to average
+    assert all(math.isfinite(r["loss"]) for r in lines if not r["skipped_steps"])
+    assert_nothing_nonfinite_saved(tmp_path / "run")
+    # the first two steps were not poisoned: the same as a clean run's, so the skip check changed nothing else
+    assert lines[1]["loss"] == pytest.approx([r for r in read_log(tmp_path / "clean") if r.get("split") == "train"][1]["loss"])
+    assert clean.skipped_steps == 0
+    assert "3 skipped as not finite" in trained_line(result, 8)
+    assert read_trainer_state(latest_checkpoint(tmp_path / "run" / "checkpoints"))["skipped_steps"] == 3  # resumable
+
+
+def test_skipped_steps_leave_the_weights_untouched(tmp_path, monkeypatch):
+    # no optimizer step and the NaN gradients dropped: two clean steps then two skipped equal two clean steps
+    base = train(tiny_config(tmp_path, "a", "train.max_steps=2"), progress=False)
+    poison_steps(monkeypatch, {2, 3})
+    skipped = train(tiny_config(tmp_path, "b", "train.max_steps=4"), progress=False)
+    a = load_file(str(base.final_dir / "model.safetensors"))
+    b = load_file(str(skipped.final_dir / "model.safetensors"))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_fp16_overflow_skips_are_gradscalers_and_a_nan_loss_still_counts(tmp_path, monkeypatch):
+    """CUDA fp16 on a CPU: a GradScaler whose first scale overflows the gradients. It skips that step and halves its
+    scale, as it does early in every fp16 run: counted in skipped_steps but not toward max_nonfinite_steps=1. A NaN
+    loss does count."""
+    from accelerate import Accelerator
+
+    def fp16_accelerator():
+        accelerator = Accelerator(cpu=True)
+        accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127)  # 50 nats x 2^127 = inf
+        # what accelerate does for native fp16 (a CUDA device): gradients unscaled before their norm is taken
+        accelerator.unscale_gradients = lambda optimizer=None: [
+            accelerator.scaler.unscale_(o.optimizer) for o in accelerator._optimizers]
+        return accelerator
+
+    accelerator = fp16_accelerator()
+    every = ["train.max_nonfinite_steps=1", "train.log_every=1", "train.eval_every=100"]
+    result = train(tiny_config(tmp_path, "a", "train.max_steps=4", *every), accelerator=accelerator, progress=False)
+    assert result.state.skipped_steps == 1 and accelerator.scaler.get_scale() == 2.0**126
+    assert [r["skipped_steps"] for r in read_log(tmp_path / "a") if r.get("split") == "train"] == [1, 0, 0, 0]
+    assert_nothing_nonfinite_saved(tmp_path / "a")
+    poison_steps(monkeypatch, {2})
+    with pytest.raises(TrainingError, match=r"loss is not finite at step 3 \(1 in a row"):
+        train(tiny_config(tmp_path, "b", "train.max_steps=4", *every), accelerator=fp16_accelerator(), progress=False)
+
+
+def test_log_lines_are_json_with_null_for_nonfinite_values(tmp_path):
+    from textvae.training.trainer import RunLogger
+
+    logger = RunLogger(tmp_path, enabled=True)
+    logger.log(1, "train", {"loss": float("nan"), "kl": float("inf"), "rec": -float("inf"), "lr": 1e-3})
+    logger.event(1, "resume", changed={})
+    logger.close()
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert "NaN" not in lines[0] and "Infinity" not in lines[0]
+    assert strict_json(lines[0]) == {"step": 1, "split": "train", "loss": None, "kl": None, "rec": None, "lr": 1e-3}
+    assert strict_json(lines[1]) == {"event": "resume", "step": 1, "changed": {}}
+
+
+def test_resume_refuses_a_checkpoint_with_nonfinite_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    train(tiny_config(tmp_path, "run", "train.max_steps=2", "train.checkpoint_every=2"), progress=False)
+    path = latest_checkpoint(tmp_path / "run" / "checkpoints") / "model.safetensors"
+    weights = load_file(str(path))
+    weights["latent.proj.bias"][0] = float("nan")
+    save_file(weights, str(path))
+    with pytest.raises(CheckpointError, match=r"weights are not finite \(latent.proj.bias hold NaN or inf\)"):
+        train(tiny_config(tmp_path, "run", "train.max_steps=4"), resume=True, progress=False)
+
+
+# ---------------------------------------------------------------- one run per folder
+
+
+def write_lock(folder, pid, started=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time() if started is None else started
+    record = {"pid": pid, "host": socket.gethostname(), "started": "then", "started_unix": started, "command": "other run"}
+    (folder / "run.lock").write_text(json.dumps(record))
+    return record
+
+
+def test_a_live_run_holds_its_folder_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        record = write_lock(out, holder.pid)
+        with pytest.raises(TrainingError, match=rf"{out} is in use by another run: process {holder.pid} on "
+                                                 rf"{socket.gethostname()}, started then \(other run\)"):
+            train(tiny_config(tmp_path, "run", "train.max_steps=1"), progress=False)
+        assert json.loads((out / "run.lock").read_text()) == record  # the holder's lock is left alone
+        assert not (out / "config.yaml").exists() and not (out / "log.jsonl").exists()  # nothing was written
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale, taken over with a note, and released at the end
+    train(tiny_config(tmp_path, "run", "train.max_steps=1"), progress=False)
+    assert f"locked by a run that no longer runs (process {holder.pid}" in capsys.readouterr().out
+    assert not (out / "run.lock").exists() and (out / "final").is_dir()
+
+
+def test_lock_of_a_reused_pid_or_another_host(tmp_path):
+    from textvae.training.checkpoint import RunLock
+
+    # a live process whose pid is in a lock written before it started is not the lock's holder (a reused pid)
+    write_lock(tmp_path / "a", os.getppid(), started=1.0)
+    lock = RunLock(tmp_path / "a")
+    assert "no longer runs" in lock.acquire()
+    with pytest.raises(TrainingError, match="in use by another run"):  # and now this process holds it
+        RunLock(tmp_path / "a").acquire()
+    lock.release()
+    assert not (tmp_path / "a" / "run.lock").exists()
+    # a lock from another host cannot be checked: refused, with the way out
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "run.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
+    with pytest.raises(TrainingError, match="process 1 on elsewhere.*delete the lock file"):
+        RunLock(tmp_path / "b").acquire()
+
+
+def test_a_second_run_is_refused_while_the_first_trains(tmp_path):
+    """Two real processes: the second exits with one error line naming the first; the first, interrupted with
+    Ctrl-C, releases the folder."""
+    out = tmp_path / "run"
+    args = ["--output-dir", str(out), "--no-summary", "--no-progress", "train.eval_every=100000", *TINY]
+    first = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_text_vae.py"), "--max-steps", "100000", *args],
+                             cwd=tmp_path, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if (out / "run.lock").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (out / "run.lock").exists(), first.communicate()[1][-2000:]
+        second = run_script(["--max-steps", "2", *args], tmp_path)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert f"is in use by another run: process {first.pid}" in second.stderr
+        assert first.poll() is None  # still training
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    finally:
+        first.kill()
+        first.wait()
+    assert not (out / "run.lock").exists()
+    assert_nothing_nonfinite_saved(out)
+
+
+# ---------------------------------------------------------------- resume bookkeeping
+
+
+def test_resume_trims_the_log_marks_the_resume_and_removes_leftovers(tmp_path):
+    every = ["train.log_every=1", "train.eval_every=2", "train.checkpoint_every=2", "train.keep_checkpoints=5"]
+    out = tmp_path / "run"
+    train(tiny_config(tmp_path, "run", "train.max_steps=6", *every), progress=False)
+    # as if the run had been killed after logging step 6 but before its checkpoint was complete
+    shutil.rmtree(out / "checkpoints" / "step_00000006")
+    leftovers = [out / ".final.tmp-k1lled", out / ".best.old-4242", out / "checkpoints" / ".step_00000099",
+                 out / "checkpoints" / "step_00000099"]  # the last without trainer_state.json: cut short
+    for folder in leftovers:
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"partial")
+    with (out / "log.jsonl").open("a") as handle:
+        handle.write('{"step": 7, "split": "tr')  # a line cut short by the kill
+    result = train(tiny_config(tmp_path, "run", "train.max_steps=8", *every), resume=True, progress=False)
+    assert result.start_step == 4 and result.state.step == 8
+    assert not any(folder.exists() for folder in leftovers)
+    records = read_log(out)
+    events = [r for r in records if "event" in r]
+    assert len(events) == 1 and events[0]["event"] == "resume" and events[0]["step"] == 4
+    assert events[0]["dropped_log_lines"] == 4  # train 5, train 6, valid 6 and the cut line
+    assert events[0]["changed"] == {"train.max_steps": [6, 8]}
+    assert [r["step"] for r in records if r.get("split") == "train"] == list(range(1, 9))  # no step twice
+    assert [r["step"] for r in records if r.get("split") == "valid"] == [2, 4, 6, 8]
+    assert records.index(events[0]) == 6  # right after the lines of steps 1-4 (4 train, 2 valid)
+    assert "max_steps: 8" in (out / "config.yaml").read_text()
+    assert trained_line(result, 8).startswith("trained 4 steps (steps 5 to 8) in ")
+    # resumed at its end: nothing to train, and the closing line says so
+    again = train(tiny_config(tmp_path, "run", "train.max_steps=8", *every), resume=True, progress=False)
+    assert again.start_step == again.state.step == 8
+    assert trained_line(again, 8) == "trained 0 steps (resumed at step 8, train.max_steps is 8)"
+
+
+def test_resume_with_another_architecture_names_the_keys(tmp_path):
+    train(tiny_config(tmp_path, "run", "train.max_steps=2", "train.checkpoint_every=2"), progress=False)
+    with pytest.raises(CheckpointError, match=r"cannot resume .*run: model.latent.size is 4 in the run, 8 now; "
+                                              r"model.objective.beta is 1.0 in the run, 0.5 now\. .*train.init_from="):
+        train(tiny_config(tmp_path, "run", "train.max_steps=4", "model.latent.size=8", "model.objective.beta=0.5"),
+              resume=True, progress=False)
+    with pytest.raises(CheckpointError, match=r"train.optimizer is \"adam\" in the run, \"sgd\" now"):
+        train(tiny_config(tmp_path, "run", "train.max_steps=4", "train.optimizer=sgd"), resume=True, progress=False)
+    # without the run's config.yaml the weights themselves tell: each mismatched parameter with both shapes
+    (tmp_path / "run" / "config.yaml").unlink()
+    with pytest.raises(CheckpointError, match=r"latent.proj.weight: checkpoint has \(8, 16\), config builds \(16, 16\)"):
+        train(tiny_config(tmp_path, "run", "train.max_steps=4", "model.latent.size=8"), resume=True, progress=False)
+    assert not (tmp_path / "run" / "run.lock").exists()
+
+
+def test_load_state_size_mismatch_becomes_a_checkpoint_error():
+    from textvae.training.trainer import load_error
+
+    exc = RuntimeError(
+        "Error(s) in loading state_dict for TextVAE:\n\tsize mismatch for latent.proj.weight: copying a param with "
+        "shape torch.Size([8, 16]) from checkpoint, the shape in current model is torch.Size([16, 16]).")
+    assert load_error(exc) == ("its weights do not fit the model the config builds: latent.proj.weight: checkpoint "
+                               "has (8, 16), config builds (16, 16)")
+
+
+# ---------------------------------------------------------------- data and intervals
+
+
+def lines_corpus(folder, train_lines, valid_lines):
+    folder.mkdir()
+    short = ["the cat sat .", "a dog ran home .", "the man bought the book ."]
+    for split, lines in (("train", train_lines), ("valid", valid_lines), ("test", short)):
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_an_empty_training_or_validation_split_is_a_data_error(tmp_path):
+    long = ["a b c d e f g h i j k l m n o p"] * 20
+    short = ["the cat sat .", "a dog ran home ."] * 10
+    empty_train = lines_corpus(tmp_path / "d1", long, short)
+    with deadline(120):
+        with pytest.raises(DataError, match=r"no train example is left after length handling \(0 of 20 sentences kept; "
+                                            r"20 dropped as longer than max_length=8 \(first: sentence 0\)\); raise model.max_length"):
+            train(tiny_config(tmp_path, "r1", "train.max_steps=3", "data.corpus=lines", f"data.data_dir={empty_train}",
+                              "model.max_length=8", "model.overlong=drop"), progress=False)
+        empty_valid = lines_corpus(tmp_path / "d2", short, long)
+        with pytest.raises(DataError, match=r"no valid example is left after length handling \(0 of 20 sentences"):
+            train(tiny_config(tmp_path, "r2", "train.max_steps=3", "data.corpus=lines", f"data.data_dir={empty_valid}",
+                              "model.max_length=8", "model.overlong=drop"), progress=False)
+    assert not (tmp_path / "r1" / "run.lock").exists()
+
+
+def test_default_intervals_give_about_ten_validations_and_explicit_ones_are_kept(tmp_path, capsys):
+    config = tiny_config(tmp_path, "auto", "train.max_steps=20", "train.log_every=100")
+    assert config.train.eval_every is None and config.train.checkpoint_every is None  # default.yaml sets neither
+    train(config, progress=False)
+    assert "validation every 2 steps, a checkpoint every 2 steps (train.eval_every and train.checkpoint_every: about " \
+           "10 per run)" in capsys.readouterr().out
+    assert [r["step"] for r in read_log(tmp_path / "auto") if r.get("split") == "valid"] == list(range(2, 21, 2))
+    train(tiny_config(tmp_path, "set", "train.max_steps=20", "train.eval_every=7", "train.checkpoint_every=15"),
+          progress=False)
+    assert [r["step"] for r in read_log(tmp_path / "set") if r.get("split") == "valid"] == [7, 14, 20]
+    assert "validation every 7 steps, a checkpoint every 15 steps\n" in capsys.readouterr().out
+    assert TrainConfig(max_steps=5).eval_every is None

@@ -301,10 +301,14 @@ class TrainConfig(Checked):
     grad_clip: float = bounded(5.0, 0)  # maximum gradient norm; 0 = no clipping
     grad_accum_steps: int = bounded(1, 1)
     mixed_precision: str = choice("no", "no", "fp16", "bf16")
-    eval_every: int = bounded(500, 1)
-    checkpoint_every: int = bounded(500, 1)
+    # None: about 10 validations and checkpoints per run, max(1, max_steps // 10)
+    eval_every: Union[int, None] = bounded(None, 1)
+    checkpoint_every: Union[int, None] = bounded(None, 1)
     keep_checkpoints: int = bounded(2, 1)
     log_every: int = bounded(50, 1)
+    # a step whose loss or gradient norm is NaN or infinite is skipped (logged as skipped_steps); this many in a row
+    # stop the run with an error (1: stop at the first)
+    max_nonfinite_steps: int = bounded(5, 1)
     # start from the weights of a model folder (e.g. an autoencoder, for Li et al. 2019's pretraining) instead of a
     # fresh initialisation; init_modules keeps only the named top-level modules (e.g. [encoder]), [] takes all
     init_from: Union[str, None] = None

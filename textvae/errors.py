@@ -14,6 +14,14 @@ class ConfigError(TextVAEError, ValueError):
     """A config key, value or file that cannot be used; the message names it."""
 
 
+class UnknownNameError(ConfigError, KeyError):
+    """A name that no registry holds (an encoder, model, corpus or tokenizer type); the message lists the valid
+    ones. Also a KeyError, as a failed lookup."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
 class DataError(TextVAEError, ValueError):
     """Data that is missing or unusable; the message names the path or the problem."""
 

@@ -1,4 +1,5 @@
-"""Small name -> class registries. Imports nothing from the package, so it never closes an import circle.
+"""Small name -> class registries. Imports nothing from the package but its errors (which import nothing), so it
+never closes an import circle.
 
 Classes register themselves where they are defined::
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 from typing import Callable, Generic, TypeVar
+
+from .errors import UnknownNameError
 
 T = TypeVar("T")
 
@@ -35,7 +38,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(unknown_name_message(self.kind, name, self._items)) from None
+            raise UnknownNameError(unknown_name_message(self.kind, name, self._items)) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

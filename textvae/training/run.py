@@ -9,8 +9,7 @@ import sys
 import time
 from typing import Callable, Optional, Sequence
 
-from ..config import ConfigError, load_config
-from ..data.corpora import DataError
+from ..config import load_config
 
 DEFAULT_CONFIG = "default.yaml"
 
@@ -146,12 +145,13 @@ def main(
     description: str = SENTENCE_DESCRIPTION,
 ) -> int:
     """Parse flags, train, print ``summary(result, data)``; the dialogue script passes its own summary and config."""
-    from .trainer import TrainingError, train
+    from ..errors import TextVAEError
+    from .trainer import train
 
     args = build_parser(prog, description).parse_args(argv)
     try:
         config = config_from_args(args, default_config)
-    except ConfigError as exc:
+    except TextVAEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
@@ -163,15 +163,27 @@ def main(
         if main_process:
             print(data.describe(), flush=True)
         result = train(config, resume=args.resume, data=data, progress=not args.no_progress)
-    except (ConfigError, DataError, TrainingError, KeyError) as exc:
+    except TextVAEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        tokens_per_s = result.tokens / max(result.seconds, 1e-9)
-        print(f"\ntrained {result.state.step} steps in {result.seconds:.1f} s ({tokens_per_s:,.0f} tokens/s); "
-              f"wall time with data and summary so far {time.perf_counter() - start:.1f} s")
+        print("\n" + trained_line(result, config.train.max_steps)
+              + f"; wall time with data and summary so far {time.perf_counter() - start:.1f} s")
         if not args.no_summary:
             summary(result, data)
     return 0
+
+
+def trained_line(result, max_steps: int) -> str:
+    """What this run trained: its steps (not the resumed run's total), their time and rate, and skipped steps."""
+    steps = result.state.step - result.start_step
+    if steps == 0:
+        if result.start_step:
+            return f"trained 0 steps (resumed at step {result.start_step}, train.max_steps is {max_steps})"
+        return "trained 0 steps (train.max_steps is 0)"
+    span = f" (steps {result.start_step + 1} to {result.state.step})" if result.start_step else ""
+    skipped = f", {result.skipped_steps} skipped as not finite" if result.skipped_steps else ""
+    tokens_per_s = result.tokens / max(result.seconds, 1e-9)
+    return f"trained {steps} steps{span} in {result.seconds:.1f} s ({tokens_per_s:,.0f} tokens/s{skipped})"

@@ -4,6 +4,10 @@ accumulation, validation, JSONL/TensorBoard logs, atomic checkpoints and exact r
 The loop knows nothing model-specific: it calls ``model(batch, step=step)`` and reads ``.loss`` (and the named
 terms, for logs). Learning rate and KL weights are pure functions of the optimizer step, so a resumed run sees
 exactly the schedule an uninterrupted one does.
+
+It never saves garbage: a step whose loss or gradient norm is not finite is skipped (too many in a row stop the
+run), and weights are checked before every validation, checkpoint and model folder. One run holds a folder at a
+time (``run.lock``); a resume refuses changed model or data settings and trims the log back to its checkpoint.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,23 +23,32 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import yaml
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from ..errors import TrainingError
 from ..config import Config, ConfigError, TrainConfig, save_config
+from ..errors import CheckpointError, DataError, TrainingError
 from ..data.pipeline import PreparedData, make_loader, prepare_data
 from ..data.tokenization import load_tokenizer
 from ..evaluation.latent_stats import active_units_from_means
 from ..models.base import BaseVAE
 from .checkpoint import (
+    LOG_NAME,
     TRAINER_STATE_NAME,
+    RunLock,
+    check_resume_weights,
     checkpoint_name,
+    compare_run_config,
+    json_line,
     latest_checkpoint,
     load_weights,
+    nonfinite_tensors,
     prune_checkpoints,
     read_trainer_state,
+    remove_leftovers,
+    truncate_log,
     write_json,
 )
 from .host_memory import keep_freed_host_memory
@@ -49,6 +63,7 @@ class TrainerState:
     batch_in_epoch: int = 0  # batches of this process's shard consumed in the current epoch
     best_elbo: float = -math.inf
     best_step: int = -1
+    skipped_steps: int = 0  # steps not applied because their loss or gradients were not finite
 
 
 @dataclass
@@ -62,6 +77,8 @@ class TrainResult:
     valid: dict = field(default_factory=dict)
     seconds: float = 0.0
     tokens: int = 0
+    start_step: int = 0  # where this run began (> 0 after a resume): it trained state.step - start_step steps
+    skipped_steps: int = 0  # of those, the ones skipped (non-finite loss or gradients)
 
 
 # ---------------------------------------------------------------- schedules and optimizers
@@ -106,13 +123,18 @@ def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
     return total
 
 
-def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: float) -> None:
-    """accelerate's clipping (it unscales fp16 gradients and knows FSDP and DeepSpeed); on CPU processes, the
-    cheaper ``clip_grad_norm_`` above."""
-    if accelerator.device.type == "cpu" and accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU):
-        clip_grad_norm_(model.parameters(), max_norm)
-    else:
-        accelerator.clip_grad_norm_(model.parameters(), max_norm)
+def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: float) -> Optional[torch.Tensor]:
+    """Clip the gradients to ``max_norm`` (L2; ``inf``: measure only) and return their norm before clipping:
+    accelerate's clipping (it unscales fp16 gradients and knows FSDP and DeepSpeed); on CPU processes, the cheaper
+    ``clip_grad_norm_`` above."""
+    if (accelerator.device.type == "cpu" and accelerator.scaler is None
+            and accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU)):
+        return clip_grad_norm_(model.parameters(), max_norm)
+    if math.isinf(max_norm) and accelerator.scaler is None and \
+            accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU):
+        grads = [p.grad for p in model.parameters() if p.grad is not None]  # no multiply by 1.0 as torch's clip does
+        return torch.nn.utils.get_total_norm(grads) if grads else None
+    return accelerator.clip_grad_norm_(model.parameters(), max_norm)
 
 
 # ---------------------------------------------------------------- validation
@@ -163,11 +185,12 @@ def isolated_evaluation(model: BaseVAE, loader, seed: int) -> dict:
 
 
 class RunLogger:
-    """JSONL log on the main process (and TensorBoard when it is installed); silent elsewhere."""
+    """JSONL log on the main process (and TensorBoard when it is installed); silent elsewhere. Every line is valid
+    JSON: a NaN or infinite value is written as ``null``."""
 
     def __init__(self, folder: Path, enabled: bool) -> None:
         self.enabled = enabled
-        self.path = folder / "log.jsonl"
+        self.path = folder / LOG_NAME
         self.tensorboard = None
         if enabled:
             folder.mkdir(parents=True, exist_ok=True)
@@ -181,12 +204,20 @@ class RunLogger:
     def log(self, step: int, split: str, values: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps({"step": step, "split": split, **values}) + "\n")
+        self.write({"step": step, "split": split, **values})
         if self.tensorboard is not None:
             for key, value in values.items():
-                if isinstance(value, (int, float)):
+                if isinstance(value, (int, float)) and math.isfinite(value):
                     self.tensorboard.add_scalar(f"{split}/{key}", value, step)
+
+    def event(self, step: int, event: str, **values) -> None:
+        """A line that is not a measurement (a resume, a stop), e.g. ``{"event": "resume", "step": 300, ...}``."""
+        if self.enabled:
+            self.write({"event": event, "step": step, **values})
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json_line(record))
 
     def close(self) -> None:
         if self.tensorboard is not None:
@@ -201,24 +232,45 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, ste
         group["lr"] = learning_rate(config, step)
 
 
+def resolved_intervals(config: TrainConfig) -> tuple[int, int]:
+    """(eval_every, checkpoint_every): the configured values, or about 10 per run where they are None."""
+    default = max(1, config.max_steps // 10)
+    return config.eval_every or default, config.checkpoint_every or default
+
+
 class LogWindow:
-    """Running sums of the logged terms between two log lines, kept as tensors."""
+    """Running sums of the logged terms between two log lines, kept as tensors. The micro-batches of the current
+    optimizer step wait in ``pending`` until ``commit`` says whether the step was applied: a skipped step's terms
+    (NaN, inf) never reach the logged means, only its count does."""
 
     def __init__(self) -> None:
         self.sums: dict = {}
         self.batches = 0
+        self.skipped = 0
+        self.pending: dict = {}
+        self.pending_batches = 0
 
     def add(self, output) -> None:
         terms = {"loss": output.loss, "rec": output.rec.mean(), "kl": output.kl.mean(), "tokens": output.num_tokens}
         for key, value in terms.items():
             value = value.detach()
+            self.pending[key] = self.pending[key] + value if key in self.pending else value
+        self.pending_batches += 1
+
+    def commit(self, applied: bool) -> None:
+        """Count the pending micro-batches in (``applied``) or only their tokens and one skipped step."""
+        pending = self.pending if applied else {"tokens": self.pending["tokens"]} if "tokens" in self.pending else {}
+        for key, value in pending.items():
             self.sums[key] = self.sums[key] + value if key in self.sums else value
-        self.batches += 1
+        self.batches += self.pending_batches if applied else 0
+        self.skipped += 0 if applied else 1
+        self.pending, self.pending_batches = {}, 0
 
     def means(self) -> dict:
-        n = max(1, self.batches)
-        values = {k: float(v) / n for k, v in self.sums.items() if k != "tokens"}
+        """Means of the applied steps' terms (none when every step was skipped), tokens and skipped steps."""
+        values = {k: float(v) / self.batches for k, v in self.sums.items() if k != "tokens"} if self.batches else {}
         values["tokens"] = int(self.sums.get("tokens", 0))
+        values["skipped_steps"] = self.skipped
         return values
 
 
@@ -232,8 +284,11 @@ def train(
     """Train ``config.model`` on ``config.data`` for ``config.train.max_steps`` optimizer steps.
 
     Writes into ``config.train.output_dir``: ``config.yaml``, ``log.jsonl``, ``checkpoints/step_*/`` (resume state),
-    ``best/`` (the model folder with the best validation ELBO) and ``final/``. With ``resume=True`` it continues from
-    the newest complete checkpoint there, at the same step, batch, optimizer state and random state.
+    ``best/`` (the model folder with the best validation ELBO) and ``final/``, holding ``run.lock`` meanwhile (a
+    second run on the folder gets a ``TrainingError``). With ``resume=True`` it continues from the newest complete
+    checkpoint there, at the same step, batch, optimizer state and random state; the model and data settings must
+    be the run's (``CheckpointError`` otherwise). Steps with a non-finite loss or gradient norm are skipped, and
+    non-finite weights are never saved (``TrainingError``).
 
     On a CPU it runs ``train.cpu_threads`` threads per process (0: the machine's cores shared among its processes;
     ``accelerate launch`` alone would leave a single CPU process one thread) and restores the count when done.
@@ -272,20 +327,128 @@ def cores_per_process(local_processes: int) -> int:
 
 def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerator: Accelerator,
            progress: bool) -> TrainResult:
-    """The body of ``train``, with the accelerator made and the process set up."""
+    """The body of ``train``, with the accelerator made and the process set up, holding the run folder's lock: the
+    main process takes it (every process stops if it cannot), removes leftovers of interrupted writes, and releases
+    it when the run ends, also on an error."""
+    out_dir = Path(config.train.output_dir)
+    main = accelerator.is_main_process
+    lock = RunLock(out_dir) if main else None
+    error = None
+    if lock is not None:
+        try:
+            note = lock.acquire()
+            removed = remove_leftovers(out_dir)
+        except (TrainingError, OSError) as exc:  # OSError: a folder this process may not write
+            error = str(exc) if isinstance(exc, TrainingError) else f"cannot take the run folder {out_dir}: {exc}"
+        else:
+            if note:
+                print(note)
+            if removed:
+                names = ", ".join(str(p.relative_to(out_dir)) for p in removed[:4])
+                print(f"removed {len(removed)} leftovers of an interrupted run in {out_dir}: {names}"
+                      + (f" and {len(removed) - 4} more" if len(removed) > 4 else ""))
+    try:
+        agree(accelerator, error, TrainingError)
+        return _run(config, resume, data, accelerator, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def agree(accelerator: Accelerator, message: Optional[str], error: type) -> None:
+    """Raise ``error(message)`` on every process when the main process found a problem (``message``), so no
+    process waits at a barrier for one that stopped."""
+    if accelerator.num_processes > 1:
+        message = broadcast_object_list([message if accelerator.is_main_process else None])[0]
+    if message:
+        raise error(message)
+
+
+def check_batches(data: PreparedData, config: Config, train_loader, valid_loader) -> None:
+    """A ``DataError`` for a split without a single batch: training would loop over an empty loader forever, and
+    validation (which picks ``best/`` and reports the ELBO) would divide by zero."""
+    for split, name, loader in (("train", "training", train_loader), ("valid", "validation", valid_loader)):
+        if len(loader) > 0:
+            continue
+        report = getattr(data, "reports", {}).get(split)
+        kept = str(report) if report is not None else f"{len(data.datasets[split])} examples"
+        sampler = loader.batch_sampler
+        hint = ("; raise model.max_length or set model.overlong=truncate" if report is not None and report.dropped
+                else "; check the data folder's files")
+        raise DataError(
+            f"the {name} split has no batches: {kept} after length handling, batch size {sampler.batch_size}, "
+            f"drop_last {getattr(sampler, 'drop_last', False)}{hint}"
+        )
+
+
+def check_resume_config(out_dir: Path, config: Config) -> dict:
+    """Compare the run folder's ``config.yaml`` with the config it is resumed with: a ``CheckpointError`` naming
+    every model or data key (or the optimizer, or the seed) that differs; the keys that may change, as
+    ``{key: [before, now]}``."""
+    path = out_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"cannot resume {out_dir}: its config.yaml is not valid YAML: {exc}") from None
+    if not isinstance(saved, dict):
+        return {}
+    refused, allowed = compare_run_config(saved, config.to_dict())
+    if refused:
+        show = lambda value: json.dumps(value)  # noqa: E731  (16, "lstm", null, [2, 3])
+        keys = "; ".join(f"{key} is {show(before)} in the run, {show(now)} now" for key, before, now in refused)
+        raise CheckpointError(
+            f"cannot resume {out_dir}: {keys}. A resume continues the run's model, data, seed and optimizer as they "
+            f"were; to train with new ones from its weights, start a new run with train.init_from={out_dir / 'best'}"
+        )
+    return allowed
+
+
+def load_error(exc: BaseException) -> str:
+    """The gist of a failed ``load_state``: torch's size mismatches as one line per parameter with both shapes."""
+    text = str(exc)
+    sizes = re.findall(r"size mismatch for ([\w.]+): copying a param with shape torch\.Size\(\[([\d, ]*)\]\) from "
+                       r"checkpoint, the shape in current model is torch\.Size\(\[([\d, ]*)\]\)", text)
+    if sizes:
+        return "its weights do not fit the model the config builds: " + "; ".join(
+            f"{name}: checkpoint has ({a}), config builds ({b})" for name, a, b in sizes[:6])
+    return " ".join(text.split())[:500]
+
+
+def nonfinite_step(accelerator: Accelerator, loss: torch.Tensor, norm: Optional[torch.Tensor]) -> tuple[bool, bool]:
+    """(loss not finite, gradient norm not finite) for this optimizer step, on any process: one device sync (and,
+    with several processes, one all-reduce of two numbers), so that every process skips the same steps."""
+    flags = [~torch.isfinite(loss)]
+    if norm is not None:
+        norm = norm if isinstance(norm, torch.Tensor) else torch.tensor(float(norm))
+        flags.append(~torch.isfinite(norm.to(loss.device)))
+    bad = torch.stack(flags).float()
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, "sum")
+    values = (bad > 0).tolist()
+    return values[0], bool(values[1]) if len(values) > 1 else False
+
+
+def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator: Accelerator,
+         progress: bool) -> TrainResult:
+    """Prepare data, model and state (fresh or resumed), then the loop; the run folder's lock is held."""
     tc = config.train
     set_seed(config.seed)
     out_dir = Path(tc.output_dir)
     ckpt_dir = out_dir / "checkpoints"
     main = accelerator.is_main_process
+    eval_every, checkpoint_every = resolved_intervals(tc)
 
+    checkpoint = latest_checkpoint(ckpt_dir) if resume else None
+    changed = check_resume_config(out_dir, config) if checkpoint is not None else {}
     if data is None:
         # weights from another model folder come with its vocabulary: token ids must mean the same words
         tokenizer = load_tokenizer(tc.init_from) if tc.init_from else None
         data = prepare_data(config.data, config.model.max_length, tokenizer=tokenizer, overlong=config.model.overlong)
     model = BaseVAE.from_config(data.model_config(config), data.tokenizer)
-    if tc.init_from:
-        load_weights(model, tc.init_from, tc.init_modules)  # a resumed run then overwrites them with its own
+    if tc.init_from and checkpoint is None:  # a resumed run has its own weights
+        load_weights(model, tc.init_from, tc.init_modules)
     optimizer = build_optimizer(model, tc)
     sampler_seed = config.seed
     train_loader = make_loader(
@@ -295,47 +458,86 @@ def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerat
     valid_loader = make_loader(
         data.datasets["valid"], data.tokenizer, config.data.eval_batch_size, shuffle=False, bucket=config.data.bucket
     )
+    check_batches(data, config, train_loader, valid_loader)
     batch_sampler = train_loader.batch_sampler  # ours, also when accelerate wraps it in a shard sampler
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     raw_model: BaseVAE = accelerator.unwrap_model(model)
 
     state = TrainerState()
-    checkpoint = latest_checkpoint(ckpt_dir) if resume else None
     if resume and checkpoint is None and main:
         print(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        state = TrainerState(**read_trainer_state(checkpoint))
-        if main:
-            print(f"resumed from {checkpoint} at step {state.step}")
-    elif main:
-        if out_dir.exists() and (out_dir / "log.jsonl").exists():
-            (out_dir / "log.jsonl").unlink()  # a fresh run in an old folder starts a fresh log
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, out_dir / "config.yaml")
+        check_resume_weights(raw_model, checkpoint)
+        try:
+            accelerator.load_state(str(checkpoint))
+        except (RuntimeError, ValueError, KeyError, OSError) as exc:
+            raise CheckpointError(f"cannot resume from {checkpoint}: {load_error(exc)}") from None
+        saved_state = read_trainer_state(checkpoint)
+        state = TrainerState(**{k: v for k, v in saved_state.items() if k in TrainerState.__dataclass_fields__})
+    start_step, start_skipped = state.step, state.skipped_steps
+    logger = RunLogger(out_dir, enabled=main)
+    if main:
+        if checkpoint is not None:
+            dropped = truncate_log(logger.path, state.step)  # the steps after the checkpoint are trained again
+            logger.event(state.step, "resume", checkpoint=str(checkpoint), dropped_log_lines=dropped, changed=changed)
+            save_config_atomically(config, out_dir / "config.yaml")  # the folder describes the run as it goes on
+            print(f"resumed from {checkpoint} at step {state.step}"
+                  + (f" ({dropped} log lines after it removed)" if dropped else ""))
+        else:
+            logger.path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
+            save_config_atomically(config, out_dir / "config.yaml")
+        defaults = [name for name in ("eval_every", "checkpoint_every") if getattr(tc, name) is None]
+        print(f"validation every {eval_every} steps, a checkpoint every {checkpoint_every} steps"
+              + (f" ({' and '.join('train.' + d for d in defaults)}: about 10 per run)" if defaults else ""))
     accelerator.wait_for_everyone()
 
-    logger = RunLogger(out_dir, enabled=main)
     bar = tqdm(total=tc.max_steps, initial=state.step, disable=not (progress and main), desc="train", dynamic_ncols=True)
     valid: dict = {}
     start, tokens_seen = time.perf_counter(), 0
     window = LogWindow()
+    fp16_scaler = accelerator.scaler is not None  # GradScaler skips steps whose gradients overflow, and backs off
+    clip = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure the norm (for the check), clip nothing
+    in_a_row = 0
+
+    def check_weights(what: str) -> None:
+        """A ``TrainingError`` (on every process) when a weight is NaN or infinite: nothing non-finite is saved."""
+        bad = nonfinite_tensors(raw_model.state_dict())
+        count = torch.tensor([float(len(bad))], device=accelerator.device)
+        if accelerator.num_processes > 1:
+            count = accelerator.reduce(count, "sum")
+        if float(count) == 0:
+            return
+        newest = latest_checkpoint(ckpt_dir)
+        raise TrainingError(
+            f"the weights are not finite after step {state.step} ({', '.join(bad[:3]) or 'on another process'}"
+            f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}): stopping {what}. An optimizer step with finite "
+            f"gradients made them so: lower train.learning_rate (now {tc.learning_rate:g})"
+            + (" or set train.grad_clip" if tc.grad_clip <= 0 else "")
+            + (f"; {newest} holds the newest (finite) weights" if newest is not None else "; nothing was saved")
+        )
 
     def run_validation() -> None:
         nonlocal valid
+        check_weights(f"before the validation at step {state.step}")
+        error = None
         if main:
             valid = isolated_evaluation(raw_model, valid_loader, config.seed)
             logger.log(state.step, "valid", valid)
-            if valid["elbo"] > state.best_elbo:
+            if not math.isfinite(valid["elbo"]):
+                error = (f"validation at step {state.step} gave a non-finite ELBO (rec {valid['rec']}, KL {valid['kl']}) "
+                         f"with finite weights: the model overflows; lower train.learning_rate (now "
+                         f"{tc.learning_rate:g}) or train.grad_clip; nothing was saved for this step")
+            elif valid["elbo"] > state.best_elbo:
                 state.best_elbo, state.best_step = valid["elbo"], state.step
                 raw_model.save_pretrained(out_dir / "best")
             bar.write(
                 f"step {state.step}: valid ELBO {valid['elbo']:.3f} rec {valid['rec']:.3f} KL {valid['kl']:.3f} "
                 f"AU {valid['active_units']}"
             )
-        accelerator.wait_for_everyone()
+        agree(accelerator, error, TrainingError)  # also the barrier after the main process's work
 
     def save_checkpoint() -> None:
+        check_weights(f"before checkpoint {checkpoint_name(state.step)} is written")
         target = ckpt_dir / checkpoint_name(state.step)
         staging = ckpt_dir / f".{target.name}"
         if main:
@@ -351,63 +553,106 @@ def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerat
             prune_checkpoints(ckpt_dir, tc.keep_checkpoints)
         accelerator.wait_for_everyone()
 
+    def nonfinite(output, loss_bad: bool, norm) -> None:
+        """Bookkeeping of a step with a non-finite loss (or, without GradScaler, gradient norm): stop when the
+        weights themselves are broken, or after ``train.max_nonfinite_steps`` such steps in a row."""
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in output.log_values().items())
+        what = "loss" if loss_bad else "gradient norm"
+        norm_text = f"{float(norm):.4g}" if norm is not None else "not measured"
+        if in_a_row == 1:  # the weights only change in applied steps: one look per streak suffices
+            check_weights(f"at a non-finite {what} ({terms})")
+        limit = max(1, tc.max_nonfinite_steps)
+        if in_a_row >= limit:
+            raise TrainingError(
+                f"{what} is not finite at step {state.step} ({in_a_row} in a row, each skipped, the limit of "
+                f"train.max_nonfinite_steps={tc.max_nonfinite_steps}; {terms}; gradient norm {norm_text}). "
+                f"Lower train.learning_rate (now {tc.learning_rate:g})"
+                + (", set train.grad_clip" if tc.grad_clip <= 0 else ", lower train.grad_clip")
+                + ", or check the data for empty or extreme examples"
+            )
+        bar.write(f"step {state.step}: {what} not finite ({terms}; gradient norm {norm_text}); step skipped "
+                  f"({in_a_row} in a row, {limit} stop the run)")
+
     model.train()
     set_learning_rate(optimizer, tc, state.step)
-    while state.step < tc.max_steps:
-        train_loader.set_epoch(state.epoch)
-        batch_sampler.set_epoch(state.epoch)
-        loader = accelerator.skip_first_batches(train_loader, state.batch_in_epoch) if state.batch_in_epoch else train_loader
-        for batch in loader:
-            with accelerator.accumulate(model):
-                output = model(batch, step=state.step)
-                if not torch.isfinite(output.loss):
-                    terms = ", ".join(f"{k}={v:.4g}" for k, v in output.log_values().items())
-                    raise TrainingError(
-                        f"loss is not finite at step {state.step} ({terms}); lower train.learning_rate, "
-                        "raise train.grad_clip or check the data"
+    try:
+        while state.step < tc.max_steps:
+            train_loader.set_epoch(state.epoch)
+            batch_sampler.set_epoch(state.epoch)
+            resumed_mid_epoch = state.batch_in_epoch > 0
+            loader = accelerator.skip_first_batches(train_loader, state.batch_in_epoch) if resumed_mid_epoch else train_loader
+            batches = 0
+            for batch in loader:
+                batches += 1
+                applied, loss_bad, norm = True, False, None
+                with accelerator.accumulate(model):
+                    output = model(batch, step=state.step)
+                    accelerator.backward(output.loss)
+                    window.add(output)  # running sums stay tensors: no device sync until they are logged
+                    if accelerator.sync_gradients:
+                        norm = clip_gradients(accelerator, model, clip)  # of unscaled gradients, under fp16 too
+                        loss_bad, grad_bad = nonfinite_step(accelerator, window.pending["loss"], norm)
+                        if fp16_scaler:
+                            # GradScaler skips a step with inf or NaN gradients itself, and lowers its scale; its
+                            # step_was_skipped misses the skips of fused optimizers, so the norm tells instead
+                            optimizer.step()
+                            applied = not grad_bad
+                        elif loss_bad or grad_bad:
+                            applied = False  # never step on NaN or inf: the gradients are zeroed below
+                        else:
+                            optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state.batch_in_epoch += 1
+                if not accelerator.sync_gradients:
+                    continue
+                window.commit(applied)
+                state.step += 1
+                state.skipped_steps += not applied
+                set_learning_rate(optimizer, tc, state.step)
+                bar.update(1)
+                if loss_bad or not (applied or fp16_scaler):  # GradScaler's own overflow skips are not counted
+                    in_a_row += 1
+                    nonfinite(output, loss_bad, norm)
+                else:
+                    in_a_row = 0
+                if state.step % tc.log_every == 0 or state.step == tc.max_steps:
+                    values = window.means()
+                    tokens_seen += values.pop("tokens") * accelerator.num_processes
+                    values.update(
+                        kl_weight=output.kl_weight,
+                        lr=optimizer.param_groups[0]["lr"],
+                        tokens_per_s=tokens_seen / max(time.perf_counter() - start, 1e-9),
                     )
-                accelerator.backward(output.loss)
-                if accelerator.sync_gradients and tc.grad_clip > 0:
-                    clip_gradients(accelerator, model, tc.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            state.batch_in_epoch += 1
-            window.add(output)  # running sums stay tensors: no device sync until they are logged
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            set_learning_rate(optimizer, tc, state.step)
-            bar.update(1)
-            if state.step % tc.log_every == 0 or state.step == tc.max_steps:
-                values = window.means()
-                tokens_seen += values.pop("tokens") * accelerator.num_processes
-                values.update(
-                    kl_weight=output.kl_weight,
-                    lr=optimizer.param_groups[0]["lr"],
-                    tokens_per_s=tokens_seen / max(time.perf_counter() - start, 1e-9),
-                )
-                if output.capacity is not None:
-                    values["capacity"] = output.capacity
-                logger.log(state.step, "train", values)
-                bar.set_postfix({k: f"{values[k]:.2f}" for k in ("loss", "rec", "kl", "kl_weight")})
-                window = LogWindow()
-            if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
-                run_validation()
-            if state.step % tc.checkpoint_every == 0 or state.step == tc.max_steps:
-                save_checkpoint()
-            if state.step >= tc.max_steps:
-                break
-        else:
-            state.epoch += 1
-            state.batch_in_epoch = 0
-    bar.close()
-    seconds = time.perf_counter() - start
-    if main:
-        raw_model.save_pretrained(out_dir / "final")
-        if not valid:
-            valid = isolated_evaluation(raw_model, valid_loader, config.seed)
-    accelerator.wait_for_everyone()
-    logger.close()
+                    if output.capacity is not None:
+                        values["capacity"] = output.capacity
+                    logger.log(state.step, "train", values)
+                    bar.set_postfix({k: f"{values[k]:.2f}" for k in ("loss", "rec", "kl", "kl_weight") if k in values})
+                    window = LogWindow()
+                if state.step % eval_every == 0 or state.step == tc.max_steps:
+                    run_validation()
+                if state.step % checkpoint_every == 0 or state.step == tc.max_steps:
+                    save_checkpoint()
+                if state.step >= tc.max_steps:
+                    break
+            else:
+                if batches == 0 and not resumed_mid_epoch:  # guards the loop; check_batches normally catches this
+                    raise DataError(f"epoch {state.epoch} of the training split gave no batches")
+                state.epoch += 1
+                state.batch_in_epoch = 0
+        bar.close()
+        seconds = time.perf_counter() - start
+        check_weights("before final/ is written")
+        if main:
+            raw_model.save_pretrained(out_dir / "final")
+            if not valid:
+                valid = isolated_evaluation(raw_model, valid_loader, config.seed)
+        accelerator.wait_for_everyone()
+    except TrainingError as exc:
+        logger.event(state.step, "stopped", reason=str(exc))
+        raise
+    finally:
+        bar.close()
+        logger.close()
     best = out_dir / "best"
     return TrainResult(
         output_dir=out_dir,
@@ -417,4 +662,13 @@ def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerat
         valid=valid,
         seconds=seconds,
         tokens=tokens_seen,
+        start_step=start_step,
+        skipped_steps=state.skipped_steps - start_skipped,
     )
+
+
+def save_config_atomically(config: Config, path: Path) -> None:
+    """``save_config`` through a temporary file and a rename: a reader never sees half a config."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_config(config, tmp)
+    os.replace(tmp, path)
