@@ -24,8 +24,8 @@ from .data.batching import collate
 from .data.corpora import Corpus, DataError, load_corpus
 from .data.pipeline import PreparedData, make_loader, prepare_data
 from .data.tokenization import Tokenizer, load_tokenizer, train_tokenizer
-from .models import BaseVAE, InputError, TextVAE, VAEOutput, load_pretrained
-from .training.checkpoint import CheckpointError
+from .errors import CheckpointError
+from .models import BaseVAE, InputError, TextVAE, VAEOutput, build_model, load_pretrained
 
 TextVAEConfig = ModelConfig  # the config a TextVAE is built from
 
@@ -52,6 +52,7 @@ __all__ = [
     "Tokenizer",
     "TrainConfig",
     "VAEOutput",
+    "build_model",
     "collate",
     "load_config",
     "load_corpus",

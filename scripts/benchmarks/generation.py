@@ -51,7 +51,7 @@ def build_model(config, device: torch.device) -> textvae.TextVAE:
     """The config's model with random weights over a vocabulary of the config's size (no data needed)."""
     words = [f"w{i}" for i in range(config.data.tokenizer.vocab_size - len(SPECIALS))]
     torch.manual_seed(0)
-    return textvae.TextVAE.from_config(config, WordTokenizer(list(SPECIALS) + words)).to(device).eval()
+    return textvae.build_model(config, WordTokenizer(list(SPECIALS) + words)).to(device).eval()
 
 
 def time_greedy(model, z: torch.Tensor, batch_size: int, length: int, device: torch.device) -> tuple[float, list]:

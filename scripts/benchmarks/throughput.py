@@ -160,7 +160,7 @@ def time_textvae(data, config, batch_size: int, steps: int, warmup: int, device:
     ``repeats`` timings of the same ``steps`` batches, the fastest reported (as ``timeit`` does; ``seconds_all``
     keeps every one), since anything else the machine runs only ever slows a timing down."""
     torch.manual_seed(0)
-    model = textvae.TextVAE.from_config(data.model_config(config), data.tokenizer).to(device).train()
+    model = textvae.build_model(data.model_config(config), data.tokenizer).to(device).train()
     optimizer = build_optimizer(model, config.train)
     loader = make_loader(data.datasets["train"], data.tokenizer, batch_size, shuffle=True, seed=0)
 

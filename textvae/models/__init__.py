@@ -1,8 +1,18 @@
 """Models; importing this package registers every model type."""
 
+from ..config import Config, ModelConfig
 from .base import BaseVAE, InputError, VAEOutput, load_pretrained
 from .cvae import CVAE, CVAEOutput
 from .hierarchical import VHRED
 from .sentence_vae import TextVAE
 
-__all__ = ["BaseVAE", "CVAE", "CVAEOutput", "InputError", "TextVAE", "VAEOutput", "VHRED", "load_pretrained"]
+
+def build_model(config: "Config | ModelConfig | dict", tokenizer) -> BaseVAE:
+    """A fresh model of the type ``config.model.model_type`` names (a ``Config``, ``ModelConfig`` or its dict form),
+    over ``tokenizer``'s vocabulary; every model type is registered once this package is imported."""
+    return BaseVAE.from_config(config, tokenizer)
+
+
+__all__ = [
+    "BaseVAE", "CVAE", "CVAEOutput", "InputError", "TextVAE", "VAEOutput", "VHRED", "build_model", "load_pretrained",
+]

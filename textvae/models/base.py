@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from ..config import Config, ModelConfig, from_dict
-from ..errors import ConfigError, InputError
+from ..errors import CheckpointError, ConfigError, InputError
 from ..data.batching import collate, fit_length, warn_length_report
+from ..modules.paths import interpolation_points
 from ..registry import MODELS
-from ..training.checkpoint import CheckpointError, load_weights, read_config, save_model_folder
+from ..serialization import backbones_from, load_weights, read_config, save_model_folder
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -122,7 +123,6 @@ class BaseVAE(nn.Module):
     def from_pretrained(cls, folder: "str | Path", device: "str | torch.device | None" = None) -> "BaseVAE":
         """Restore a model folder exactly (in eval mode); never unpickles anything."""
         from ..data.tokenization import load_tokenizer
-        from ..modules.pretrained import backbones_from
 
         folder = Path(folder)
         raw = read_config(folder)
@@ -451,8 +451,6 @@ class BaseVAE(nn.Module):
     ) -> list[str]:
         """Decode ``steps`` evenly spaced points between the posterior means of ``a`` and ``b``, on the line
         (``method="linear"``) or the great circle (``"spherical"``); ``kwargs`` go to ``generate``."""
-        from ..evaluation.homotopy import interpolation_points
-
         steps = count_argument("steps", steps, minimum=2)
         za, zb = self.encode([a, b])
         return self.decode(interpolation_points(za, zb, steps, method), strategy=strategy, **kwargs)

@@ -9,35 +9,17 @@ config and tokenizer (not its weights, which ``model.safetensors`` holds) into `
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from ..config import ConfigError
 from ..data.tokenization import PretrainedTokenizer, TokenizerError, load_hf_tokenizer
-from ..training.checkpoint import CheckpointError
+from ..errors import CheckpointError
+# backbones_from and save_backbone are re-exported: they were defined here before model folders became serialization's
+from ..serialization import backbone_folder, backbones_folder, backbones_from, save_backbone  # noqa: F401
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-_saved_model_folder: ContextVar[Optional[Path]] = ContextVar("textvae_saved_model_folder", default=None)
-
-
-def backbone_folder(model_folder: "str | Path", role: str) -> Path:
-    """Where a textvae model folder keeps the config and tokenizer of its ``role`` ("encoder", "decoder") backbone."""
-    return Path(model_folder) / f"{role}_backbone"
-
-
-@contextmanager
-def backbones_from(model_folder: "str | Path") -> Iterator[None]:
-    """While active, pretrained modules build their architecture from the copies in a textvae model folder and
-    skip the checkpoint's weights (``from_pretrained`` loads the folder's own weights next)."""
-    token = _saved_model_folder.set(Path(model_folder))
-    try:
-        yield
-    finally:
-        _saved_model_folder.reset(token)
 
 
 def check_checkpoint(path: Optional[str], role: str) -> Path:
@@ -61,7 +43,7 @@ def load_backbone(role: str, path: Optional[str], auto_class: Any) -> tuple[Any,
     config and tokenizer a model folder saved (weights left at their initial values, to be overwritten)."""
     from transformers import AutoConfig
 
-    saved = _saved_model_folder.get()
+    saved = backbones_folder()
     try:
         if saved is None:
             folder = check_checkpoint(path, role)
@@ -81,13 +63,6 @@ def load_backbone(role: str, path: Optional[str], auto_class: Any) -> tuple[Any,
     except TokenizerError as exc:
         raise CheckpointError(f"model.{role}.path: {exc}") from None
     return model.float(), tokenizer
-
-
-def save_backbone(model_folder: "str | Path", role: str, model: Any, tokenizer: Any) -> None:
-    """Copy a backbone's config and tokenizer into a model folder (see ``backbones_from``)."""
-    folder = backbone_folder(model_folder, role)
-    model.config.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
 
 
 def same_vocabulary(tokenizer: Any, hf_tokenizer: Any) -> bool:

@@ -33,6 +33,7 @@ from ..errors import CheckpointError, DataError, TrainingError
 from ..data.pipeline import PreparedData, make_loader, prepare_data
 from ..data.tokenization import load_tokenizer
 from ..evaluation.latent_stats import active_units_from_means
+from ..models import build_model
 from ..models.base import BaseVAE
 from .checkpoint import (
     LOG_NAME,
@@ -446,7 +447,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         # weights from another model folder come with its vocabulary: token ids must mean the same words
         tokenizer = load_tokenizer(tc.init_from) if tc.init_from else None
         data = prepare_data(config.data, config.model.max_length, tokenizer=tokenizer, overlong=config.model.overlong)
-    model = BaseVAE.from_config(data.model_config(config), data.tokenizer)
+    model = build_model(data.model_config(config), data.tokenizer)
     if tc.init_from and checkpoint is None:  # a resumed run has its own weights
         load_weights(model, tc.init_from, tc.init_modules)
     optimizer = build_optimizer(model, tc)
