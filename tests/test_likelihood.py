@@ -7,8 +7,11 @@ from textvae import TextVAE
 from textvae.config import TokenizerConfig
 from textvae.data.tokenization import train_tokenizer
 from textvae.evaluation.likelihood import (
+    PERPLEXITY_CAP,
     elbo_terms,
+    forward_elbo,
     importance_weighted_nll,
+    iw_log_likelihood,
     perplexities,
     perplexity,
     perplexity_from_nll,
@@ -196,3 +199,36 @@ def test_no_latent_is_a_language_model_with_exact_likelihood(tokenizer, tmp_path
     again = TextVAE.from_pretrained(tmp_path / "lm")
     assert torch.allclose(elbo_terms(again, SENTENCES, seed=0).rec, terms.rec)
     assert len(again.sample(3, seed=0)) == 3
+
+
+def test_one_perplexity_with_one_cap_for_tensors_and_sums():
+    nll, tokens = torch.tensor([30.0, 50.0]), torch.tensor([9, 11])
+    assert perplexity_from_nll(nll, tokens) == perplexity_from_nll(80.0, 20) == math.exp(4.0)
+    assert perplexity_from_nll(1e6, 10) == math.exp(PERPLEXITY_CAP)  # no OverflowError: a broken model's figure
+    assert perplexity_from_nll(math.inf, 10) == math.exp(PERPLEXITY_CAP)
+    assert math.isnan(perplexity_from_nll(torch.tensor([math.nan, 1.0]), tokens))  # NaN is not capped into a number
+
+
+def test_iw_log_likelihood_is_the_log_mean_of_the_weights():
+    log_w = torch.randn(7, 3, dtype=torch.float64) * 5
+    expected = torch.log(log_w.exp().mean(0))
+    assert torch.allclose(iw_log_likelihood(log_w), expected, atol=1e-12)
+    assert iw_log_likelihood(log_w.float()).dtype == torch.float64
+    assert torch.equal(iw_log_likelihood(log_w[:1]), log_w[0])  # K = 1: the single weight
+
+
+def test_forward_elbo_sums_the_models_own_loss_over_batches(tiny_model):
+    tiny_model.train()
+    ids, lengths = tiny_model.tokenize(SENTENCES)
+    batches = [{"input_ids": ids[:5], "lengths": lengths[:5]}, {"input_ids": ids[5:], "lengths": lengths[5:]}]
+    torch.manual_seed(0)
+    terms = forward_elbo(tiny_model, batches)
+    assert tiny_model.training  # the mode is restored
+    torch.manual_seed(0)
+    outs = [tiny_model.evaluate(b) for b in batches]
+    assert terms.num_sentences == len(SENTENCES) and terms.means.shape == (len(SENTENCES), 4)
+    assert terms.rec == pytest.approx(sum(float(o.rec.sum()) for o in outs))
+    assert terms.kl == pytest.approx(sum(float(o.kl.sum()) for o in outs))
+    assert terms.elbo == pytest.approx(-(terms.rec + terms.kl) / len(SENTENCES))
+    assert terms.num_tokens == sum(len(s.split()) + 1 for s in SENTENCES)
+    assert terms.perplexity_bound() == pytest.approx(math.exp((terms.rec + terms.kl) / terms.num_tokens))

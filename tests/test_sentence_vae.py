@@ -6,6 +6,7 @@ from safetensors.torch import load_file, save_file
 
 from textvae import CheckpointError, InputError, TextVAE, load_pretrained
 from textvae.data.batching import collate
+from textvae.models.base import evaluating
 
 from .conftest import SENTENCES, tiny_model_config
 
@@ -184,3 +185,23 @@ def test_collate_layout():
     batch = collate([[5, 6, 7], [8]], pad_id=0, bos_id=1, eos_id=2)
     assert batch["input_ids"].tolist() == [[1, 5, 6, 7, 2], [1, 8, 2, 0, 0]]
     assert batch["lengths"].tolist() == [5, 3]
+
+
+def test_evaluating_restores_the_mode_also_when_the_block_raises(tiny_model, monkeypatch):
+    tiny_model.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        with evaluating(tiny_model) as model:
+            assert model is tiny_model and not tiny_model.training and not tiny_model.decoder.training
+            raise RuntimeError("boom")
+    assert tiny_model.training and tiny_model.decoder.training
+    with evaluating(tiny_model.eval()):
+        pass
+    assert not tiny_model.training  # a model in eval mode stays there
+    # the API's eval-mode passes put train mode back when they fail
+    tiny_model.train()
+    monkeypatch.setattr(type(tiny_model), "posterior", lambda *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    batch = batch_of(tiny_model, SENTENCES)
+    for call in (lambda: tiny_model.encode(SENTENCES[:2]), lambda: tiny_model.evaluate(batch)):
+        with pytest.raises(RuntimeError, match="boom"):
+            call()
+        assert tiny_model.training

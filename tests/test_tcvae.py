@@ -6,7 +6,7 @@ from torch.distributions import Normal, kl_divergence
 
 from textvae import ConfigError, TextVAE
 from textvae.config import ObjectiveConfig
-from textvae.objectives import _log_importance_weights, tc_decomposition, tcvae_term
+from textvae.objectives import _stratified_sampling_log_weights as _log_importance_weights, tc_decomposition, tcvae_term
 
 from .conftest import SENTENCES, tiny_model_config
 

@@ -22,6 +22,8 @@ from textvae.models.base import BaseVAE
 from textvae.training.run import trained_line
 from textvae.training.trainer import TrainingError, learning_rate, train
 
+from .conftest import SENTENCES
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "data.synthetic_size=400",
@@ -239,6 +241,23 @@ def test_clip_grad_norm_matches_torch_and_skips_gradients_within_the_limit():
             torch.testing.assert_close(p.grad, r.grad)
         if scale < 1:  # within the limit: untouched, bit for bit
             assert all(torch.equal(p.grad, g) for p, g in zip(params, expected))
+
+
+def test_validation_keeps_the_training_random_stream_and_mode(tiny_model):
+    from textvae.training.trainer import isolated_evaluation
+
+    ids, lengths = tiny_model.tokenize(SENTENCES)
+    loader = [{"input_ids": ids[:5], "lengths": lengths[:5]}, {"input_ids": ids[5:], "lengths": lengths[5:]}]
+    tiny_model.train()
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    figures = isolated_evaluation(tiny_model, loader, seed=0)
+    assert torch.equal(torch.get_rng_state(), before) and tiny_model.training
+    assert isolated_evaluation(tiny_model, loader, seed=0) == figures  # its own fixed stream, not training's
+    assert figures.keys() == {"elbo", "rec", "kl", "ppl_bound", "active_units", "sentences"}
+    assert figures["sentences"] == len(SENTENCES) and figures["elbo"] == pytest.approx(-figures["rec"] - figures["kl"])
+    assert figures["ppl_bound"] == pytest.approx(
+        math.exp(-figures["elbo"] * len(SENTENCES) / sum(len(s.split()) + 1 for s in SENTENCES)))
 
 
 def test_cpu_threads_are_set_for_training_and_restored(monkeypatch):

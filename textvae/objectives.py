@@ -165,7 +165,7 @@ class TCDecomposition:
         return self.mi + self.tc + self.dim_kl
 
 
-def _log_importance_weights(batch: int, dataset_size: int, device, dtype) -> torch.Tensor:
+def _stratified_sampling_log_weights(batch: int, dataset_size: int, device, dtype) -> torch.Tensor:
     """log w[i, j] of minibatch stratified sampling (Chen et al. 2018, appendix): sample i's own posterior gets
     1/N, its cyclic neighbour i+1 (N-M)/(NM), the other B-2 get 1/M, with M = B - 1; each row sums to 1. (The
     reference code's ``W[M-1, 0]`` gives row B-2 two neighbours, so that row sums to 1 - 1/N; we wrap row B-1.)"""
@@ -191,7 +191,7 @@ def tc_decomposition(q: Normal, z: torch.Tensor, dataset_size: int = 0, estimato
     elif estimator == "mss":
         if batch < 3:
             raise ValueError("minibatch stratified sampling needs a batch of at least 3")
-        log_w = _log_importance_weights(batch, max(n, batch), z.device, z.dtype)
+        log_w = _stratified_sampling_log_weights(batch, max(n, batch), z.device, z.dtype)
         log_qz = torch.logsumexp(log_w + pair.sum(-1), dim=1)
         log_qz_dims = torch.logsumexp(log_w.unsqueeze(-1) + pair, dim=1)
     else:

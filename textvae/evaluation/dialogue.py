@@ -15,7 +15,6 @@ against the one reference.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
@@ -25,7 +24,7 @@ from torch.utils.data import Dataset
 
 from ..data.dialogue import collate_dialogues
 from .generation import distinct_n
-from .likelihood import evaluating
+from .likelihood import evaluation_context, iw_log_likelihood, perplexity_from_nll
 
 BLEU_WEIGHTS = (1.0 / 3, 1.0 / 3, 1.0 / 3)
 
@@ -103,15 +102,14 @@ def evaluate_responses(
     samples, references = [], []
     kl = nll = tokens = 0.0
     generator = torch.Generator().manual_seed(seed)
-    with evaluating(model, seed):
+    with evaluation_context(model, seed):
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
             batch = {k: v.to(model.device) for k, v in collate_dialogues(chunk, tok.pad_id, tok.bos_id, tok.eos_id).items()}
             samples += model.respond_to_batch(batch, num_samples, strategy, generator, **generate_kwargs)
             references += [tok.decode(e.response) for e in chunk]  # the reference as the model sees it
             kl += float(model.response_kl(batch).sum())
-            log_w = model.log_importance_weights(batch, iw_samples).double()
-            nll -= float((torch.logsumexp(log_w, dim=0) - math.log(iw_samples)).sum())
+            nll -= float(iw_log_likelihood(model.response_iw_log_weights(batch, iw_samples)).sum())
             tokens += float((batch["response_lengths"] - 1).sum())
     n = len(examples)
     metrics = DialogueMetrics(
@@ -119,7 +117,7 @@ def evaluate_responses(
         **distinct_within_and_over(samples),
         kl=kl / n,
         nll=nll / n,
-        ppl=math.exp(min(50.0, nll / tokens)),
+        ppl=perplexity_from_nll(nll, tokens),
         contexts=n,
         num_samples=num_samples,
     )

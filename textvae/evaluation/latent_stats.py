@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .batches import EvalBatch, EvalData, eval_batches, gather_rows, num_sentences
-from .likelihood import evaluating
+from .likelihood import evaluation_context
 
 ACTIVE_THRESHOLD = 0.01  # Var_x E_q[z_d] at or above which dimension d is active (Burda et al. 2016; He et al. 2019)
 
@@ -47,7 +47,7 @@ def posteriors(
     a tqdm bar (None: on a terminal only)."""
     batches = eval_batches(model, sentences, batch_size)
     qs = []
-    with evaluating(model), _bar(num_sentences(batches), "encoding", progress) as bar:
+    with evaluation_context(model), _bar(num_sentences(batches), "encoding", progress) as bar:
         for b in batches:
             qs.append(model.posterior(b.input_ids.to(model.device), b.lengths.to(model.device)))
             bar.update(b.size)
@@ -101,7 +101,7 @@ def mutual_information(
 ) -> float:
     """I(x; z) in nats over the evaluation set, q(z) pooled over all of it (see the module docstring)."""
     qs, _ = posteriors(model, sentences, batch_size)
-    with evaluating(model, seed):
+    with evaluation_context(model, seed):
         return mutual_information_from_posteriors(model.latent, qs, num_samples)
 
 
@@ -173,7 +173,7 @@ def latent_statistics(
     latent = model.latent
     means = gather_rows([latent.mode(q) for q in qs], batches)
     kl_per_dim = gather_rows([latent.kl_per_dim(q) for q in qs], batches).double()
-    with evaluating(model, seed):
+    with evaluation_context(model, seed):
         mi = mutual_information_from_posteriors(latent, qs, num_samples, progress)
     variances = unit_variances(means)
     return LatentStats(

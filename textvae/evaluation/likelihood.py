@@ -8,6 +8,9 @@ counting one end of sentence per sentence:
     per token: exp(sum NLL / sum(tokens + 1))   tokens as the model's tokenizer splits the sentence
     per word:  exp(sum NLL / sum(words + 1))    words = whitespace-separated words of the sentence's text
 
+with the exponent capped at ``PERPLEXITY_CAP`` nats (``perplexity_from_nll``, the one place perplexity is computed:
+here, in validation during training and in the dialogue metrics).
+
 Only the per-word figure compares models with different tokenizers (word, BPE, SentencePiece) on one corpus: the
 NLL of a sentence is the same quantity whatever the units, the number of tokens is not. For a word-level model of a
 whitespace-tokenized corpus such as PTB the two are equal. Everything goes through the ``Latent`` interface
@@ -20,28 +23,29 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 from tqdm.auto import tqdm
 
+from ..models.base import evaluating
 from .batches import EvalBatch, EvalData, eval_batches, gather_rows, num_sentences
+
+PERPLEXITY_CAP = 50.0
+"""Most nats per unit ``perplexity_from_nll`` exponentiates: a mean NLL above it reads exp(50) ~ 5.2e21, a number
+that says "broken" and still fits a log line, where ``math.exp`` would overflow past 709 nats. A NaN stays NaN."""
 
 
 @contextlib.contextmanager
-def evaluating(model, seed: Optional[int] = None):
-    """Eval mode and no gradients for the block; with ``seed``, a private RNG stream that leaves the global one as
-    it was (so evaluation inside training does not change the run's randomness)."""
-    was_training = model.training
-    model.eval()
+def evaluation_context(model, seed: Optional[int] = None):
+    """``evaluating(model)`` (eval mode, the previous mode restored after) with no gradients; with ``seed``, a
+    private RNG stream that leaves the global one as it was (so evaluation inside training does not change the
+    run's randomness)."""
     devices = [model.device] if seed is not None and model.device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+    with evaluating(model), torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            model.train(was_training)
+        yield
 
 
 def default_max_tokens(device: torch.device) -> int:
@@ -59,11 +63,12 @@ def _sample_chunk(batch: EvalBatch, num_samples: int, sample_chunk: Optional[int
     return max(1, min(num_samples, max_tokens // max(tokens_per_sample, 1)))
 
 
-def log_importance_weights(
+def iw_log_weights(
     model, input_ids: torch.Tensor, lengths: torch.Tensor, num_samples: int, sample_chunk: int
 ) -> torch.Tensor:
-    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for ``num_samples`` z_k ~ q(z|x): (K, B).
-    Samples are drawn ``sample_chunk`` at a time, so one decoder call sees (sample_chunk * B) sentences."""
+    """Log importance weights of the IW bound on log p(x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for
+    ``num_samples`` z_k ~ q(z|x): (K, B). Samples are drawn ``sample_chunk`` at a time, so one decoder call sees
+    (sample_chunk * B) sentences."""
     latent = model.latent
     q = model.posterior(input_ids, lengths)
     chunks = []
@@ -73,6 +78,13 @@ def log_importance_weights(
         log_w = model.log_prob_given_z(input_ids, lengths, z) + latent.log_p(z) - latent.log_q(q, z)
         chunks.append(log_w.float())
     return torch.cat(chunks)
+
+
+def iw_log_likelihood(log_weights: torch.Tensor) -> torch.Tensor:
+    """The importance-weighted estimate log p(x) ~= logsumexp_k log w_k - log K from log weights (K, ...) -> (...),
+    in float64 (Burda et al. 2016); the weights are any model's (``iw_log_weights``, a CVAE's
+    ``response_iw_log_weights``)."""
+    return torch.logsumexp(log_weights.double(), dim=0) - math.log(log_weights.size(0))
 
 
 def importance_weighted_nll(
@@ -100,13 +112,12 @@ the LSTM runs over little padding); samples are drawn in chunks so each decoder 
     results = []
     bar = tqdm(total=num_sentences(batches), desc=f"IW-NLL (K={num_samples})", unit="sent",
                disable=None if progress is None else not progress, leave=False)
-    with evaluating(model, seed), bar:
+    with evaluation_context(model, seed), bar:
         for batch in batches:
             chunk = _sample_chunk(batch, num_samples, sample_chunk, max_tokens)
             batch = batch.to(model.device)
-            log_w = log_importance_weights(model, batch.input_ids, batch.lengths, num_samples, chunk)
-            log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(num_samples)
-            results.append(-log_px)
+            log_w = iw_log_weights(model, batch.input_ids, batch.lengths, num_samples, chunk)
+            results.append(-iw_log_likelihood(log_w))
             bar.update(batch.size)
     return gather_rows(results, batches)
 
@@ -138,10 +149,14 @@ def _decoded_words(model, batches: list[EvalBatch]) -> torch.Tensor:
     return gather_rows(counts, batches)
 
 
-def perplexity_from_nll(nll: torch.Tensor, counts: torch.Tensor) -> float:
-    """exp(sum NLL / sum counts): per token with ``predicted_tokens``, per word with ``predicted_words`` (both
-    count one end of sentence per sentence)."""
-    return math.exp(float(nll.double().sum()) / float(counts.sum()))
+def perplexity_from_nll(nll: "torch.Tensor | float", counts: "torch.Tensor | float") -> float:
+    """exp(sum NLL / sum counts), the exponent capped at ``PERPLEXITY_CAP``: per token with ``predicted_tokens``,
+    per word with ``predicted_words`` (both count one end of sentence per sentence). Each argument is a tensor of
+    per-sentence values or their sum as a number."""
+    total = float(nll.double().sum()) if isinstance(nll, torch.Tensor) else float(nll)
+    count = float(counts.sum()) if isinstance(counts, torch.Tensor) else float(counts)
+    per_unit = total / count
+    return math.nan if math.isnan(per_unit) else math.exp(min(PERPLEXITY_CAP, per_unit))
 
 
 PER = ("token", "word")
@@ -214,7 +229,7 @@ def elbo_terms(
     recs, kls = [], []
     bar = tqdm(total=num_sentences(batches), desc="ELBO", unit="sent",
                disable=None if progress is None else not progress, leave=False)
-    with evaluating(model, seed), bar:
+    with evaluation_context(model, seed), bar:
         for batch in batches:
             batch = batch.to(model.device)
             q = model.posterior(batch.input_ids, batch.lengths)
@@ -230,3 +245,46 @@ def elbo_terms(
         num_tokens=gather_rows([b.lengths - 1 for b in batches], batches),
         num_words=predicted_words(model, sentences) if _is_text(sentences) else _decoded_words(model, batches),
     )
+
+
+@dataclass
+class ForwardELBO:
+    """The ELBO of an evaluation set as the model's own loss computes it: sums in nats of ``rec`` and ``kl`` over
+    ``num_sentences`` sentences (or responses, or turns: whatever the model's batches score), ``num_tokens``
+    predicted tokens (words + one end each), and ``means`` (N, D), the posterior means (``Latent.mode``)."""
+
+    rec: float
+    kl: float
+    num_tokens: float
+    num_sentences: int
+    means: torch.Tensor
+
+    @property
+    def elbo(self) -> float:
+        """Mean ELBO per sentence, -(rec + kl) / N."""
+        return -(self.rec + self.kl) / self.num_sentences
+
+    def perplexity_bound(self) -> float:
+        """exp(sum -ELBO / sum tokens): an upper bound on the perplexity per token."""
+        return perplexity_from_nll(self.rec + self.kl, self.num_tokens)
+
+
+def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
+    """``model.evaluate`` (the forward pass in eval mode with the final KL weights) summed over ``batches``, the
+    model's own batch dicts (a DataLoader of sentences or dialogues): the ELBO of any model, the figure training
+    optimises. ``elbo_terms`` instead rebuilds the terms from ``Latent`` and ``log_prob_given_z``, per sentence."""
+    device = model.device
+    rec = kl = tokens = sentences = 0.0
+    means = []
+    with evaluation_context(model):
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = model.evaluate(batch)
+            rec += float(out.rec.sum())
+            kl += float(out.kl.sum())
+            tokens += float(out.num_tokens)
+            sentences += out.rec.numel()
+            if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
+                out.z_mean = model.latent.mode(model.posterior(batch["input_ids"], batch["lengths"]))
+            means.append(out.z_mean.float().cpu())
+    return ForwardELBO(rec=rec, kl=kl, num_tokens=tokens, num_sentences=int(sentences), means=torch.cat(means))

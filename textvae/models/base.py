@@ -72,6 +72,21 @@ def as_model_config(config: "Config | ModelConfig | dict") -> ModelConfig:
     raise TypeError(f"expected a Config or ModelConfig, got {type(config).__name__}")
 
 
+class evaluating:
+    """``with evaluating(model):`` runs the block with ``model`` in eval mode (no dropout, no word dropout) and
+    puts back the mode it had, also when the block raises. Gradients are the caller's business."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> nn.Module:
+        self.was_training = self.model.training
+        return self.model.eval()
+
+    def __exit__(self, *exc_info) -> None:
+        self.model.train(self.was_training)
+
+
 class BaseVAE(nn.Module):
     """A VAE over sentences. Subclasses provide ``posterior(input_ids, lengths)``, ``latent``, ``decoder`` and
     ``forward(batch, step)``; this class turns them into the user-facing API."""
@@ -103,11 +118,8 @@ class BaseVAE(nn.Module):
     def evaluate(self, batch: dict, step: Optional[int] = None) -> VAEOutput:
         """A forward pass in eval mode with the final KL weights (for validation during training); every model
         takes ``forward(batch, step)``, so this serves them all."""
-        was_training = self.training
-        self.eval()
-        output = self(batch, step=step if step is not None else 10**12)
-        self.train(was_training)
-        return output
+        with evaluating(self):
+            return self(batch, step=step if step is not None else 10**12)
 
     def save_pretrained(self, folder: "str | Path") -> Path:
         """Write ``config.json``, ``model.safetensors`` and the tokenizer files into ``folder``, atomically, with the
@@ -211,13 +223,11 @@ class BaseVAE(nn.Module):
     def encode(self, sentences: "str | Sequence[str]", sample: bool = False) -> torch.Tensor:
         """Sentences -> latent codes (N, D): posterior means, or one posterior sample each with ``sample=True``."""
         sentences = self._check_sentences(sentences)
-        was_training = self.training
-        self.eval()
         codes = []
-        for input_ids, lengths in self._batches(sentences):
-            q = self.posterior(input_ids, lengths)
-            codes.append(self.latent.rsample(q) if sample else self.latent.mode(q))
-        self.train(was_training)
+        with evaluating(self):
+            for input_ids, lengths in self._batches(sentences):
+                q = self.posterior(input_ids, lengths)
+                codes.append(self.latent.rsample(q) if sample else self.latent.mode(q))
         return torch.cat(codes)
 
     # ------------------------------------------------------------------ text out
@@ -271,16 +281,12 @@ class BaseVAE(nn.Module):
         max_length = self.config.max_length if max_length is None else max_length
         if max_length < 1:
             raise InputError(f"max_length must be at least 1, got {max_length}")
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             z = z.to(self.device)
             if strategy == "beam":
                 rows = self._beam_search(z, beam_size, max_length, length_penalty, **controls)
             else:
                 rows = self._decode_stepwise(z, strategy, temperature, top_k, top_p, max_length, generator, **controls)
-        finally:
-            self.train(was_training)
         eos = self.tokenizer.eos_id
         return [row[: row.index(eos)] if eos in row else row for row in rows]
 

@@ -30,7 +30,7 @@ from ..modules.latents import build_latent
 from ..modules.priors import GaussianPriorNetwork
 from ..objectives import kl_term
 from ..registry import MODELS
-from .base import BaseVAE, InputError, VAEOutput
+from .base import BaseVAE, InputError, VAEOutput, evaluating
 
 
 @dataclass
@@ -208,9 +208,10 @@ class CVAE(BaseVAE):
         q = self.recognition(self.utterance_encoder(ids, lengths), c, labels)
         return kl_divergence(q, self.prior(c)).sum(-1)
 
-    def log_importance_weights(self, batch: dict, num_samples: int) -> torch.Tensor:
-        """log w_k = log p(x|c,z_k) + log p(z_k|c) - log q(z_k|x,c) for z_k ~ q: (K, B). The decoder reads the
-        predicted act (kgCVAE), as when generating, so the weights bound log p(x|c) of the model ``respond`` uses."""
+    def response_iw_log_weights(self, batch: dict, num_samples: int) -> torch.Tensor:
+        """Log importance weights of the responses' IW bound on log p(x|c): log w_k = log p(x|c,z_k) + log p(z_k|c)
+        - log q(z_k|x,c) for z_k ~ q: (K, B). The decoder reads the predicted act (kgCVAE), as when generating, so
+        the weights bound log p(x|c) of the model ``respond`` uses."""
         ids, lengths = batch["response_ids"], batch["response_lengths"]
         c = self.condition(batch)
         labels = self.labels(batch) if self.config.dialogue.use_act else None
@@ -224,6 +225,8 @@ class CVAE(BaseVAE):
             self.decoder, ids.repeat(k, 1), lengths.repeat(k), decoder_input
         ).view(k, b)
         return -rec + p.log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
+
+    log_importance_weights = response_iw_log_weights  # the former name, which callers may still use
 
     # ------------------------------------------------------------------ generation
     def context_batch(self, contexts: Sequence[Sequence[str]], labels: Optional[Sequence[int]] = None) -> dict:
@@ -272,17 +275,13 @@ class CVAE(BaseVAE):
         **kwargs,
     ) -> list[list[str]]:
         """``respond`` for a collated dialogue batch (its responses are not read): ``num_samples`` texts per row."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             c = self.condition(batch).repeat_interleave(num_samples, dim=0)
             p = self.prior(c)
             noise = torch.randn(p.loc.shape, generator=generator).to(c.device)
             decoder_input, _ = self.decoder_input(c, p.loc + p.scale * noise)
             texts = self.decode(decoder_input, strategy=strategy, generator=generator, **kwargs)
-        finally:
-            self.train(was_training)
         return [texts[i : i + num_samples] for i in range(0, len(texts), num_samples)]
 
     def sample(self, n: int, strategy: str = "greedy", seed: Optional[int] = None, **kwargs) -> list[str]:

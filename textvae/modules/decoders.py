@@ -48,8 +48,23 @@ def word_dropout(input_ids: torch.Tensor, rate: float, unk_id: int, pad_id: int)
     return input_ids.masked_fill(drop, unk_id)
 
 
+class LinearOutput:
+    """``project`` and ``token_nll`` of a decoder whose ``output`` is an ``nn.Linear`` from hidden states to the
+    vocabulary (the RNN and transformer decoders)."""
+
+    output: nn.Linear
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states -> vocabulary logits."""
+        return self.output(hidden)
+
+    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """-log p(target | hidden) per token: (T, H), (T,) -> (T,), fused (``modules.fused.linear_cross_entropy``)."""
+        return linear_cross_entropy(hidden, self.output.weight, self.output.bias, targets)
+
+
 @DECODERS.register("lstm", "gru")
-class RNNDecoder(nn.Module):
+class RNNDecoder(LinearOutput, nn.Module):
     """LSTM or GRU language model conditioned on z: ``init`` sets the initial state from z, ``concat`` feeds z with
     every input embedding, ``init+concat`` does both (He et al. 2019)."""
 
@@ -105,14 +120,6 @@ class RNNDecoder(nn.Module):
         outputs, _ = self.rnn(self._inputs(input_ids, z), self.initial_state(z))
         return self.output_dropout(outputs)
 
-    def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states -> vocabulary logits."""
-        return self.output(hidden)
-
-    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """-log p(target | hidden) per token: (T, H), (T,) -> (T,), fused (``modules.fused.linear_cross_entropy``)."""
-        return linear_cross_entropy(hidden, self.output.weight, self.output.bias, targets)
-
     def step(self, tokens: torch.Tensor, z: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One generation step: (N,) previous tokens -> (N, V) logits and the new state."""
         outputs, state = self.rnn(self._inputs(tokens.unsqueeze(1), z), state)
@@ -147,7 +154,7 @@ class TransformerState:
 
 
 @DECODERS.register("transformer")
-class TransformerDecoder(nn.Module):
+class TransformerDecoder(LinearOutput, nn.Module):
     """Causal pre-norm transformer language model conditioned on z. Modes (``z_mode``, combined with '+'):
     ``memory``: z becomes ``memory_slots`` vectors that a cross-attention layer in every block reads (texar's
     transformer VAE uses one); ``prefix``: z becomes ``prefix_slots`` embeddings placed before <bos>;
@@ -231,14 +238,6 @@ class TransformerDecoder(nn.Module):
         for block, memory in zip(self.blocks, self._memory(z)):
             x, _ = block(x, causal=True, memory=memory)
         return self.output_dropout(self.norm(x[:, self.prefix_slots :]))
-
-    def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states -> vocabulary logits."""
-        return self.output(hidden)
-
-    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """-log p(target | hidden) per token: (T, H), (T,) -> (T,), fused (``modules.fused.linear_cross_entropy``)."""
-        return linear_cross_entropy(hidden, self.output.weight, self.output.bias, targets)
 
     def initial_state(self, z: torch.Tensor) -> TransformerState:
         """Memory keys/values from z, and the prefix run through the blocks into the self-attention cache."""

@@ -12,10 +12,8 @@ time (``run.lock``); a resume refuses changed model or data settings and trims t
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,36 +21,32 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, broadcast_object_list, set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, TrainConfig, save_config
+from ..config import Config, ConfigError, TrainConfig
 from ..errors import CheckpointError, DataError, TrainingError
 from ..data.pipeline import PreparedData, make_loader, prepare_data
 from ..data.tokenization import load_tokenizer
+from ..evaluation.likelihood import evaluation_context, forward_elbo
 from ..evaluation.latent_stats import active_units_from_means
 from ..models import build_model
 from ..models.base import BaseVAE
 from .checkpoint import (
-    LOG_NAME,
     TRAINER_STATE_NAME,
-    RunLock,
     check_resume_weights,
     checkpoint_name,
-    compare_run_config,
-    json_line,
     latest_checkpoint,
     load_weights,
-    nonfinite_tensors,
     prune_checkpoints,
     read_trainer_state,
-    remove_leftovers,
-    truncate_log,
     write_json,
 )
 from .host_memory import keep_freed_host_memory
+from .logs import LogWindow, RunLogger
+from .nonfinite import NonfiniteGuard, nonfinite_step
+from .run_folder import agree, check_resume_config, holding_run_folder, load_error, start_run_log
 
 
 @dataclass
@@ -141,88 +135,27 @@ def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: f
 # ---------------------------------------------------------------- validation
 
 
-@torch.no_grad()
 def evaluate_loader(model: BaseVAE, loader, au_threshold: float = 0.01) -> dict:
     """Validation figures over a loader: per-sentence ELBO, reconstruction, KL, a perplexity bound from the ELBO,
-    and active units (dimensions whose posterior mean varies across sentences by at least ``au_threshold``)."""
-    was_training = model.training
-    model.eval()
-    device = model.device
-    rec = kl = tokens = sentences = 0.0
-    means = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        out = model.evaluate(batch)
-        rec += float(out.rec.sum())
-        kl += float(out.kl.sum())
-        tokens += float(out.num_tokens)
-        sentences += out.rec.numel()
-        if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
-            out.z_mean = model.latent.mode(model.posterior(batch["input_ids"], batch["lengths"]))
-        means.append(out.z_mean.float().cpu())
-    model.train(was_training)
-    means = torch.cat(means)
-    active = active_units_from_means(means, au_threshold) if len(means) > 1 else 0
+    and active units (dimensions whose posterior mean varies across sentences by at least ``au_threshold``), all
+    from ``evaluation``'s functions."""
+    terms = forward_elbo(model, loader)
+    sentences = terms.num_sentences
     return {
-        "elbo": -(rec + kl) / sentences,
-        "rec": rec / sentences,
-        "kl": kl / sentences,
-        "ppl_bound": math.exp(min(50.0, (rec + kl) / tokens)),
-        "active_units": active,
-        "sentences": int(sentences),
+        "elbo": terms.elbo,
+        "rec": terms.rec / sentences,
+        "kl": terms.kl / sentences,
+        "ppl_bound": terms.perplexity_bound(),
+        "active_units": active_units_from_means(terms.means, au_threshold) if len(terms.means) > 1 else 0,
+        "sentences": sentences,
     }
 
 
 def isolated_evaluation(model: BaseVAE, loader, seed: int) -> dict:
     """``evaluate_loader`` with its own fixed random stream: the training RNG is left exactly as it was, so
     validating (which samples z) never changes what training does next, and a resumed run matches a straight one."""
-    devices = [model.device] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with evaluation_context(model, seed):
         return evaluate_loader(model, loader)
-
-
-# ---------------------------------------------------------------- logging
-
-
-class RunLogger:
-    """JSONL log on the main process (and TensorBoard when it is installed); silent elsewhere. Every line is valid
-    JSON: a NaN or infinite value is written as ``null``."""
-
-    def __init__(self, folder: Path, enabled: bool) -> None:
-        self.enabled = enabled
-        self.path = folder / LOG_NAME
-        self.tensorboard = None
-        if enabled:
-            folder.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tensorboard = SummaryWriter(str(folder / "tensorboard"))
-            except Exception:  # tensorboard is optional
-                self.tensorboard = None
-
-    def log(self, step: int, split: str, values: dict) -> None:
-        if not self.enabled:
-            return
-        self.write({"step": step, "split": split, **values})
-        if self.tensorboard is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and math.isfinite(value):
-                    self.tensorboard.add_scalar(f"{split}/{key}", value, step)
-
-    def event(self, step: int, event: str, **values) -> None:
-        """A line that is not a measurement (a resume, a stop), e.g. ``{"event": "resume", "step": 300, ...}``."""
-        if self.enabled:
-            self.write({"event": event, "step": step, **values})
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json_line(record))
-
-    def close(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
 
 
 # ---------------------------------------------------------------- the loop
@@ -237,42 +170,6 @@ def resolved_intervals(config: TrainConfig) -> tuple[int, int]:
     """(eval_every, checkpoint_every): the configured values, or about 10 per run where they are None."""
     default = max(1, config.max_steps // 10)
     return config.eval_every or default, config.checkpoint_every or default
-
-
-class LogWindow:
-    """Running sums of the logged terms between two log lines, kept as tensors. The micro-batches of the current
-    optimizer step wait in ``pending`` until ``commit`` says whether the step was applied: a skipped step's terms
-    (NaN, inf) never reach the logged means, only its count does."""
-
-    def __init__(self) -> None:
-        self.sums: dict = {}
-        self.batches = 0
-        self.skipped = 0
-        self.pending: dict = {}
-        self.pending_batches = 0
-
-    def add(self, output) -> None:
-        terms = {"loss": output.loss, "rec": output.rec.mean(), "kl": output.kl.mean(), "tokens": output.num_tokens}
-        for key, value in terms.items():
-            value = value.detach()
-            self.pending[key] = self.pending[key] + value if key in self.pending else value
-        self.pending_batches += 1
-
-    def commit(self, applied: bool) -> None:
-        """Count the pending micro-batches in (``applied``) or only their tokens and one skipped step."""
-        pending = self.pending if applied else {"tokens": self.pending["tokens"]} if "tokens" in self.pending else {}
-        for key, value in pending.items():
-            self.sums[key] = self.sums[key] + value if key in self.sums else value
-        self.batches += self.pending_batches if applied else 0
-        self.skipped += 0 if applied else 1
-        self.pending, self.pending_batches = {}, 0
-
-    def means(self) -> dict:
-        """Means of the applied steps' terms (none when every step was skipped), tokens and skipped steps."""
-        values = {k: float(v) / self.batches for k, v in self.sums.items() if k != "tokens"} if self.batches else {}
-        values["tokens"] = int(self.sums.get("tokens", 0))
-        values["skipped_steps"] = self.skipped
-        return values
 
 
 def train(
@@ -328,41 +225,11 @@ def cores_per_process(local_processes: int) -> int:
 
 def _train(config: Config, resume: bool, data: Optional[PreparedData], accelerator: Accelerator,
            progress: bool) -> TrainResult:
-    """The body of ``train``, with the accelerator made and the process set up, holding the run folder's lock: the
-    main process takes it (every process stops if it cannot), removes leftovers of interrupted writes, and releases
-    it when the run ends, also on an error."""
-    out_dir = Path(config.train.output_dir)
-    main = accelerator.is_main_process
-    lock = RunLock(out_dir) if main else None
-    error = None
-    if lock is not None:
-        try:
-            note = lock.acquire()
-            removed = remove_leftovers(out_dir)
-        except (TrainingError, OSError) as exc:  # OSError: a folder this process may not write
-            error = str(exc) if isinstance(exc, TrainingError) else f"cannot take the run folder {out_dir}: {exc}"
-        else:
-            if note:
-                print(note)
-            if removed:
-                names = ", ".join(str(p.relative_to(out_dir)) for p in removed[:4])
-                print(f"removed {len(removed)} leftovers of an interrupted run in {out_dir}: {names}"
-                      + (f" and {len(removed) - 4} more" if len(removed) > 4 else ""))
-    try:
-        agree(accelerator, error, TrainingError)
+    """The body of ``train``, with the accelerator made and the process set up, holding the run folder
+    (``run_folder.holding_run_folder``: its lock, taken by the main process, is released when the run ends, also on
+    an error)."""
+    with holding_run_folder(Path(config.train.output_dir), accelerator):
         return _run(config, resume, data, accelerator, progress)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def agree(accelerator: Accelerator, message: Optional[str], error: type) -> None:
-    """Raise ``error(message)`` on every process when the main process found a problem (``message``), so no
-    process waits at a barrier for one that stopped."""
-    if accelerator.num_processes > 1:
-        message = broadcast_object_list([message if accelerator.is_main_process else None])[0]
-    if message:
-        raise error(message)
 
 
 def check_batches(data: PreparedData, config: Config, train_loader, valid_loader) -> None:
@@ -380,55 +247,6 @@ def check_batches(data: PreparedData, config: Config, train_loader, valid_loader
             f"the {name} split has no batches: {kept} after length handling, batch size {sampler.batch_size}, "
             f"drop_last {getattr(sampler, 'drop_last', False)}{hint}"
         )
-
-
-def check_resume_config(out_dir: Path, config: Config) -> dict:
-    """Compare the run folder's ``config.yaml`` with the config it is resumed with: a ``CheckpointError`` naming
-    every model or data key (or the optimizer, or the seed) that differs; the keys that may change, as
-    ``{key: [before, now]}``."""
-    path = out_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        saved = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CheckpointError(f"cannot resume {out_dir}: its config.yaml is not valid YAML: {exc}") from None
-    if not isinstance(saved, dict):
-        return {}
-    refused, allowed = compare_run_config(saved, config.to_dict())
-    if refused:
-        show = lambda value: json.dumps(value)  # noqa: E731  (16, "lstm", null, [2, 3])
-        keys = "; ".join(f"{key} is {show(before)} in the run, {show(now)} now" for key, before, now in refused)
-        raise CheckpointError(
-            f"cannot resume {out_dir}: {keys}. A resume continues the run's model, data, seed and optimizer as they "
-            f"were; to train with new ones from its weights, start a new run with train.init_from={out_dir / 'best'}"
-        )
-    return allowed
-
-
-def load_error(exc: BaseException) -> str:
-    """The gist of a failed ``load_state``: torch's size mismatches as one line per parameter with both shapes."""
-    text = str(exc)
-    sizes = re.findall(r"size mismatch for ([\w.]+): copying a param with shape torch\.Size\(\[([\d, ]*)\]\) from "
-                       r"checkpoint, the shape in current model is torch\.Size\(\[([\d, ]*)\]\)", text)
-    if sizes:
-        return "its weights do not fit the model the config builds: " + "; ".join(
-            f"{name}: checkpoint has ({a}), config builds ({b})" for name, a, b in sizes[:6])
-    return " ".join(text.split())[:500]
-
-
-def nonfinite_step(accelerator: Accelerator, loss: torch.Tensor, norm: Optional[torch.Tensor]) -> tuple[bool, bool]:
-    """(loss not finite, gradient norm not finite) for this optimizer step, on any process: one device sync (and,
-    with several processes, one all-reduce of two numbers), so that every process skips the same steps."""
-    flags = [~torch.isfinite(loss)]
-    if norm is not None:
-        norm = norm if isinstance(norm, torch.Tensor) else torch.tensor(float(norm))
-        flags.append(~torch.isfinite(norm.to(loss.device)))
-    bad = torch.stack(flags).float()
-    if accelerator.num_processes > 1:
-        bad = accelerator.reduce(bad, "sum")
-    values = (bad > 0).tolist()
-    return values[0], bool(values[1]) if len(values) > 1 else False
 
 
 def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator: Accelerator,
@@ -478,15 +296,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     start_step, start_skipped = state.step, state.skipped_steps
     logger = RunLogger(out_dir, enabled=main)
     if main:
-        if checkpoint is not None:
-            dropped = truncate_log(logger.path, state.step)  # the steps after the checkpoint are trained again
-            logger.event(state.step, "resume", checkpoint=str(checkpoint), dropped_log_lines=dropped, changed=changed)
-            save_config_atomically(config, out_dir / "config.yaml")  # the folder describes the run as it goes on
-            print(f"resumed from {checkpoint} at step {state.step}"
-                  + (f" ({dropped} log lines after it removed)" if dropped else ""))
-        else:
-            logger.path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
-            save_config_atomically(config, out_dir / "config.yaml")
+        start_run_log(logger, config, out_dir, checkpoint, state.step, changed)
         defaults = [name for name in ("eval_every", "checkpoint_every") if getattr(tc, name) is None]
         print(f"validation every {eval_every} steps, a checkpoint every {checkpoint_every} steps"
               + (f" ({' and '.join('train.' + d for d in defaults)}: about 10 per run)" if defaults else ""))
@@ -498,24 +308,10 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     window = LogWindow()
     fp16_scaler = accelerator.scaler is not None  # GradScaler skips steps whose gradients overflow, and backs off
     clip = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure the norm (for the check), clip nothing
-    in_a_row = 0
+    guard = NonfiniteGuard(raw_model, accelerator, tc, ckpt_dir)
 
     def check_weights(what: str) -> None:
-        """A ``TrainingError`` (on every process) when a weight is NaN or infinite: nothing non-finite is saved."""
-        bad = nonfinite_tensors(raw_model.state_dict())
-        count = torch.tensor([float(len(bad))], device=accelerator.device)
-        if accelerator.num_processes > 1:
-            count = accelerator.reduce(count, "sum")
-        if float(count) == 0:
-            return
-        newest = latest_checkpoint(ckpt_dir)
-        raise TrainingError(
-            f"the weights are not finite after step {state.step} ({', '.join(bad[:3]) or 'on another process'}"
-            f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}): stopping {what}. An optimizer step with finite "
-            f"gradients made them so: lower train.learning_rate (now {tc.learning_rate:g})"
-            + (" or set train.grad_clip" if tc.grad_clip <= 0 else "")
-            + (f"; {newest} holds the newest (finite) weights" if newest is not None else "; nothing was saved")
-        )
+        guard.check_weights(state.step, what)
 
     def run_validation() -> None:
         nonlocal valid
@@ -553,26 +349,6 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
             staging.rename(target)
             prune_checkpoints(ckpt_dir, tc.keep_checkpoints)
         accelerator.wait_for_everyone()
-
-    def nonfinite(output, loss_bad: bool, norm) -> None:
-        """Bookkeeping of a step with a non-finite loss (or, without GradScaler, gradient norm): stop when the
-        weights themselves are broken, or after ``train.max_nonfinite_steps`` such steps in a row."""
-        terms = ", ".join(f"{k}={v:.4g}" for k, v in output.log_values().items())
-        what = "loss" if loss_bad else "gradient norm"
-        norm_text = f"{float(norm):.4g}" if norm is not None else "not measured"
-        if in_a_row == 1:  # the weights only change in applied steps: one look per streak suffices
-            check_weights(f"at a non-finite {what} ({terms})")
-        limit = max(1, tc.max_nonfinite_steps)
-        if in_a_row >= limit:
-            raise TrainingError(
-                f"{what} is not finite at step {state.step} ({in_a_row} in a row, each skipped, the limit of "
-                f"train.max_nonfinite_steps={tc.max_nonfinite_steps}; {terms}; gradient norm {norm_text}). "
-                f"Lower train.learning_rate (now {tc.learning_rate:g})"
-                + (", set train.grad_clip" if tc.grad_clip <= 0 else ", lower train.grad_clip")
-                + ", or check the data for empty or extreme examples"
-            )
-        bar.write(f"step {state.step}: {what} not finite ({terms}; gradient norm {norm_text}); step skipped "
-                  f"({in_a_row} in a row, {limit} stop the run)")
 
     model.train()
     set_learning_rate(optimizer, tc, state.step)
@@ -612,10 +388,9 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 set_learning_rate(optimizer, tc, state.step)
                 bar.update(1)
                 if loss_bad or not (applied or fp16_scaler):  # GradScaler's own overflow skips are not counted
-                    in_a_row += 1
-                    nonfinite(output, loss_bad, norm)
+                    guard.skipped(state.step, output, loss_bad, norm, bar.write)
                 else:
-                    in_a_row = 0
+                    guard.applied()
                 if state.step % tc.log_every == 0 or state.step == tc.max_steps:
                     values = window.means()
                     tokens_seen += values.pop("tokens") * accelerator.num_processes
@@ -666,10 +441,3 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         start_step=start_step,
         skipped_steps=state.skipped_steps - start_skipped,
     )
-
-
-def save_config_atomically(config: Config, path: Path) -> None:
-    """``save_config`` through a temporary file and a rename: a reader never sees half a config."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_config(config, tmp)
-    os.replace(tmp, path)
