@@ -1,4 +1,8 @@
+import ast
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +66,63 @@ def test_prepare_data_on_the_embedded_corpus_reports_lengths():
     loader = make_loader(data.datasets["train"], data.tokenizer, 16, shuffle=True)
     batch = next(iter(loader))
     assert batch["input_ids"].shape[0] == 16 and batch["input_ids"][0, 0] == data.tokenizer.bos_id
+
+
+DATA = Path(__file__).resolve().parent.parent / "textvae" / "data"
+DATA_MAY_IMPORT = ("textvae.config", "textvae.errors", "textvae.registry", "textvae.serialization", "textvae.data")
+
+
+def data_import_graph() -> dict[str, set[str]]:
+    """Module of textvae.data -> the textvae modules it imports: at the top, under TYPE_CHECKING or inside a
+    function alike. ``from P import name`` counts as importing ``P.name`` when that is a module; a module's own
+    parent packages, which Python initialises before it anyway, are left out."""
+    modules = {}
+    for path in DATA.rglob("*.py"):
+        parts = ("textvae",) + path.relative_to(DATA.parent).with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        package = name.split(".") if is_package else name.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+                targets.add(base)
+                targets.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules)
+        graph[name] = {t for t in targets if t.split(".")[0] == "textvae" and not f"{name}.".startswith(f"{t}.")}
+    return graph
+
+
+def test_data_modules_import_no_circle_and_nothing_above_them():
+    graph = data_import_graph()
+    assert "textvae.data.corpora" in graph and "textvae.data.tokenization.word" in graph
+    upward = {name: sorted(t for t in targets if not t.startswith(DATA_MAY_IMPORT)) for name, targets in graph.items()}
+    assert not {name: targets for name, targets in upward.items() if targets}
+    state, stack = {}, []
+
+    def visit(name):  # depth-first; meeting a module still on the stack closes a circle
+        state[name] = "open"
+        stack.append(name)
+        for target in sorted(graph.get(name, ())):
+            if state.get(target) == "open":
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(target):] + [target]))
+            if target in graph and target not in state:
+                visit(target)
+        stack.pop()
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def test_load_corpus_finds_every_corpus_whatever_module_comes_first():
+    code = ("from textvae.data.corpora import load_corpus; from textvae.registry import CORPORA; "
+            "from textvae.config import DataConfig; print(CORPORA.names(), load_corpus(DataConfig(corpus='synthetic')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'dailydialog'" in out and "'dsentences'" in out and "Corpus('synthetic'" in out

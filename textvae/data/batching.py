@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .corpora import DataError
+from ..errors import DataError
 
 
 LENGTH_PERCENTILE = 99.9  # max_length, when not set, covers this share of the training sentences
@@ -46,6 +46,19 @@ def derive_max_length(lengths: Sequence[int], percentile: float = LENGTH_PERCENT
         return 1
     covered = math.ceil(round(percentile / 100 * len(lengths), 9))  # rounding: 99.9% of 1,000 is 999, not 999.0..01
     return max(1, lengths[max(covered, 1) - 1])
+
+
+def resolve_max_length(max_length: Optional[int], train_lengths: list[int], what: str = "sentence") -> tuple[int, str]:
+    """The length limit and a line saying where it came from: the config's value, or the
+    ``LENGTH_PERCENTILE``th percentile of the training lengths when the config leaves it unset (None)."""
+    longest = max(train_lengths, default=0)
+    if max_length is not None:
+        return max_length, f"max_length {max_length} tokens (from the config; the longest training {what} has {longest})"
+    limit = derive_max_length(train_lengths)
+    return limit, (
+        f"max_length {limit} tokens: the {LENGTH_PERCENTILE:g}th percentile of {len(train_lengths):,} training "
+        f"{what}s (the longest has {longest}); set model.max_length to choose"
+    )
 
 
 def fit_length(
@@ -189,3 +202,12 @@ def warn_length_report(report: LengthReport, split: str, stacklevel: int = 2) ->
     """One warning when maximum-length handling changed a split (or the sentences of one API call)."""
     if report.truncated or report.dropped or report.empty:
         warnings.warn(f"{split}: {report}", stacklevel=stacklevel + 1)
+
+
+def check_kept(report: LengthReport, split: str) -> None:
+    """A DataError when length handling left a split with nothing to train or evaluate on."""
+    if report.kept == 0:
+        raise DataError(
+            f"no {split} example is left after length handling ({report}); raise model.max_length or set "
+            "model.overlong=truncate"
+        )

@@ -4,41 +4,12 @@ and the embedded synthetic corpus. Every loader returns a ``Corpus`` with train/
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from ..errors import DataError
 from ..registry import CORPORA
-
-SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class Corpus:
-    """Sentences per split, with ground-truth factor labels where the corpus has them.
-
-    ``factors[split]`` is an int array of shape (num_sentences, len(factor_names)), row-aligned with the sentences.
-    """
-
-    name: str
-    train: list[str]
-    valid: list[str]
-    test: list[str]
-    factor_names: Optional[list[str]] = None
-    factors: Optional[dict[str, np.ndarray]] = None
-    info: dict = field(default_factory=dict)
-
-    def split(self, name: str) -> list[str]:
-        if name not in SPLITS:
-            raise DataError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
-        return getattr(self, name)
-
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{s}={len(self.split(s))}" for s in SPLITS)
-        return f"Corpus({self.name!r}, {sizes})"
+from .base import SPLITS, Corpus  # re-exported: their public home was here
 
 
 def default_data_dir() -> Optional[str]:
@@ -155,7 +126,6 @@ def load_hf_corpus(config) -> Corpus:
 
 
 def load_corpus(config) -> Corpus:
-    """The corpus ``config.corpus`` names (a ``DataConfig``); ``synthetic`` needs no files."""
-    from . import dialogue, dsentences, synthetic  # noqa: F401  (register the embedded corpus, dSentences, dialogues)
-
+    """The corpus ``config.corpus`` names (a ``DataConfig``); ``synthetic`` needs no files. Every corpus registers
+    itself in ``CORPORA`` where it is defined; ``textvae.data``'s ``__init__`` imports their modules."""
     return CORPORA.get(config.corpus)(config)

@@ -32,10 +32,11 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import DataConfig
+from ..errors import DataError
 from ..registry import CORPORA
-from .batching import LengthReport, fit_length, warn_length_report
-from .corpora import SPLITS, Corpus, DataError, default_data_dir, find_split_file, read_text
-from .pipeline import PreparedData
+from .base import SPLITS, Corpus, PreparedData
+from .batching import LengthReport, check_kept, fit_length, resolve_max_length, warn_length_report
+from .corpora import default_data_dir, find_split_file, load_corpus, read_text
 from .tokenization import Tokenizer, train_tokenizer
 
 DAILYDIALOG_ACTS = ["inform", "question", "directive", "commissive"]
@@ -344,9 +345,6 @@ def prepare_dialogue_data(
 ) -> DialogueData:
     """Load the dialogue corpus, train the tokenizer on its training utterances (unless one is given) and build
     (context, response) examples per split; ``max_length=None`` derives the limit from the training utterances."""
-    from .corpora import load_corpus
-    from .pipeline import check_kept, resolve_max_length
-
     corpus = corpus if corpus is not None else load_corpus(config)
     for split in SPLITS:
         if not corpus.dialogues[split]:

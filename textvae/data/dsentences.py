@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from ..errors import DataError
 from ..registry import CORPORA
-from .corpora import Corpus, DataError
+from .base import Corpus
 
 if TYPE_CHECKING:
     from ..config import DataConfig

@@ -2,78 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
 
-from ..config import Config, DataConfig
+from ..config import DataConfig
 from ..errors import DataError
-from .batching import (
-    LENGTH_PERCENTILE,
+from .base import SPLITS, PreparedData
+from .batching import (  # resolve_max_length and check_kept re-exported: their public home was here
     BucketBatchSampler,
-    LengthReport,
     SentenceDataset,
-    derive_max_length,
+    check_kept,
     fit_length,
+    resolve_max_length,
     warn_length_report,
 )
-from .corpora import SPLITS, Corpus, load_corpus
+from .corpora import load_corpus
+from .dialogue import prepare_dialogue_data
 from .tokenization import Tokenizer, train_tokenizer
-
-
-@dataclass
-class PreparedData:
-    """A corpus with its tokenizer, one tokenized dataset per split, and the max_length every split was fitted to
-    (``length_note`` says where it came from)."""
-
-    corpus: Corpus
-    tokenizer: Tokenizer
-    datasets: dict[str, SentenceDataset]
-    reports: dict[str, LengthReport]
-    kept_index: dict[str, list[int]] = field(default_factory=dict)  # positions of kept sentences in the corpus split
-    max_length: int = 0
-    length_note: str = ""
-
-    def sentences(self, split: str) -> list[str]:
-        """The sentences of ``split`` that survived length handling, aligned with ``datasets[split]``."""
-        source = self.corpus.split(split)
-        return [source[i] for i in self.kept_index[split]]
-
-    def describe(self) -> str:
-        """What a run trains on, in a few lines: split sizes, the tokenizer and the length limit."""
-        sizes = ", ".join(f"{split} {len(self.datasets[split]):,}" for split in SPLITS)
-        describe = getattr(self.tokenizer, "describe", None)
-        tokenizer = describe() if describe is not None else repr(self.tokenizer)
-        return f"data: {self.corpus.name} ({sizes} examples)\n{tokenizer}\n{self.length_note}"
-
-    def model_config(self, config: Config) -> Config:
-        """``config`` with ``model.max_length`` set to the limit the data was fitted to (derived when it was None)."""
-        return dataclasses.replace(config, model=dataclasses.replace(config.model, max_length=self.max_length))
-
-
-def resolve_max_length(max_length: Optional[int], train_lengths: list[int], what: str = "sentence") -> tuple[int, str]:
-    """The length limit and a line saying where it came from: the config's value, or the
-    ``LENGTH_PERCENTILE``th percentile of the training lengths when the config leaves it unset (None)."""
-    longest = max(train_lengths, default=0)
-    if max_length is not None:
-        return max_length, f"max_length {max_length} tokens (from the config; the longest training {what} has {longest})"
-    limit = derive_max_length(train_lengths)
-    return limit, (
-        f"max_length {limit} tokens: the {LENGTH_PERCENTILE:g}th percentile of {len(train_lengths):,} training "
-        f"{what}s (the longest has {longest}); set model.max_length to choose"
-    )
-
-
-def check_kept(report: LengthReport, split: str) -> None:
-    """A DataError when length handling left a split with nothing to train or evaluate on."""
-    if report.kept == 0:
-        raise DataError(
-            f"no {split} example is left after length handling ({report}); raise model.max_length or set "
-            "model.overlong=truncate"
-        )
 
 
 def prepare_data(
@@ -89,8 +36,6 @@ def prepare_data(
         if not corpus.split(split) and getattr(corpus, "dialogues", None) is None:
             raise DataError(f"the {split} split of corpus {corpus.name!r} is empty")
     if getattr(corpus, "dialogues", None) is not None:
-        from .dialogue import prepare_dialogue_data
-
         return prepare_dialogue_data(config, max_length, tokenizer=tokenizer, corpus=corpus, overlong=overlong)
     if tokenizer is None:
         tokenizer = train_tokenizer(corpus.train, config.tokenizer)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from ..registry import CORPORA
-from .corpora import Corpus
+from .base import Corpus
 
 if TYPE_CHECKING:
     from ..config import DataConfig
