@@ -6,12 +6,11 @@
 """
 
 import sys
+from pathlib import Path
 
-from textvae.training.run import main, print_dialogue_summary
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the library of this checkout, installed or not
 
-DESCRIPTION = ("Train a dialogue VAE. With no --config: configs/dailydialog_cvae.yaml (DailyDialog from --data-dir "
-               "or $TEXTVAE_DATA/dailydialog).")
+from textvae.cli.train import dialogue_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(prog="train_dialogue.py", summary=print_dialogue_summary, default_config="dailydialog_cvae.yaml",
-                  description=DESCRIPTION))
+    sys.exit(dialogue_main())

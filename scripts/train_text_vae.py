@@ -6,8 +6,11 @@
 """
 
 import sys
+from pathlib import Path
 
-from textvae.training.run import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the library of this checkout, installed or not
+
+from textvae.cli.train import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from textvae.cli import main
-from textvae.commands import encode_parser, sample_parser
-from textvae.evaluation.commands import evaluation_parser, interpolation_parser
+from textvae.cli.encode import encode_parser
+from textvae.cli.evaluate import evaluation_parser
+from textvae.cli.interpolate import interpolation_parser
+from textvae.cli.sample import sample_parser
 
 from .conftest import SENTENCES
 from .test_decoding import constant_logits_model

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from textvae.data.synthetic import GRAMMAR
-from textvae.evaluation.commands import interpolate_main
+from textvae.cli.interpolate import main as interpolate_main
 from textvae.evaluation.homotopy import (
     average_path_metrics,
     format_path,

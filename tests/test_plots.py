@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from textvae.config import Config, DataConfig, save_config
-from textvae.evaluation.commands import evaluate_main
+from textvae.cli.evaluate import main as evaluate_main
 from textvae.evaluation.plots import (
     curve_panels,
     kl_per_dim_figure,

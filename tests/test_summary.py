@@ -1,11 +1,11 @@
-"""The closing summary of a training run (``training.run.print_summary``)."""
+"""The closing summary of a training run (``evaluation.summary.print_summary``)."""
 
 from types import SimpleNamespace
 
 import torch
 
 from textvae import TextVAE
-from textvae.training.run import print_summary
+from textvae.evaluation.summary import print_summary
 
 from .conftest import SENTENCES, tiny_model_config
 

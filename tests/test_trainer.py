@@ -19,7 +19,7 @@ from textvae.config import TrainConfig
 from textvae.training.checkpoint import latest_checkpoint, list_checkpoints, read_trainer_state
 from textvae.errors import CheckpointError, DataError
 from textvae.models.base import BaseVAE
-from textvae.training.run import trained_line
+from textvae.cli.train import trained_line
 from textvae.training.trainer import TrainingError, learning_rate, train
 
 from .conftest import SENTENCES

@@ -1,11 +1,13 @@
-"""`textvae train | evaluate | interpolate | sample | encode`."""
+"""`textvae train | evaluate | interpolate | sample | encode`: one module per subcommand, each with ``main(argv)``;
+``common`` holds the one way to load a model or run folder and the decoding flags they share."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Optional, Sequence
 
-from .errors import TextVAEError
+from ..errors import TextVAEError
 
 COMMANDS = {
     "train": "train a VAE (same flags as scripts/train_text_vae.py)",
@@ -34,28 +36,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _dispatch(command: str, rest: list[str]) -> int:
-    """Run subcommand ``command`` with its arguments; its exit status."""
+    """Run subcommand ``command`` (its module ``textvae.cli.<command>``) with its arguments; its exit status."""
+    if command not in COMMANDS:
+        from ..registry import unknown_name_message
+
+        print(f"error: {unknown_name_message('command', command, COMMANDS)}", file=sys.stderr)
+        return 2
+    # imported on use: `textvae --help` and a mistyped command answer without loading torch
+    module = importlib.import_module(f".{command}", __name__)
     if command == "train":
-        from .training.run import main as train_main
+        return module.main(rest, prog="textvae train")
+    return module.main(rest)
 
-        return train_main(rest, prog="textvae train")
-    if command in ("evaluate", "interpolate"):
-        from .evaluation import commands
-
-        return getattr(commands, f"{command}_main")(rest)
-    if command == "sample":
-        from .commands import sample_main
-
-        return sample_main(rest)
-    if command == "encode":
-        from .commands import encode_main
-
-        return encode_main(rest)
-    from .registry import unknown_name_message
-
-    print(f"error: {unknown_name_message('command', command, COMMANDS)}", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,239 +1,24 @@
-"""Command-line entry points for evaluation: ``interpolate_main(argv)`` and ``evaluate_main(argv)``, which
-``textvae interpolate`` / ``textvae evaluate`` and ``scripts/interpolate.py`` / ``scripts/evaluate.py`` call."""
+"""``textvae evaluate MODEL`` (and ``scripts/evaluate.py``): IW-NLL, perplexity per word and per token, ELBO terms,
+latent usage, generation quality and figures of a model on a corpus split, written to metrics.json."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import CommandError, TextVAEError
-
-MODEL_SUBFOLDERS = ("best", "final", "last")
-
-
-# ---------------------------------------------------------------- shared by every command that loads a model
-# (``textvae evaluate | interpolate | sample | encode``; ``textvae.commands`` imports these)
-
-
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default in ``--help``, except where the help text already says it (defaults of None)
-    or the option is an on/off flag."""
-
-    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-
-class CommandParser(argparse.ArgumentParser):
-    """An argument parser whose defaults show in ``--help`` and whose errors (a bad or missing value) raise
-    ``CommandError``, so the command prints one ``error:`` line and exits with status 2, never a usage block."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):
-        raise CommandError(f"{message} (see {self.prog} --help)")
-
-
-def int_at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
-def float_in(low: float, high: float = math.inf, low_open: bool = False):
-    """An argparse type: a float in [low, high] ((low, high] with ``low_open``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (value > low if low_open else value >= low) or not value <= high or math.isinf(value):
-            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high < math.inf else (
-                f"{'above' if low_open else 'at least'} {low:g}")
-            raise argparse.ArgumentTypeError(f"must be {'in ' if high < math.inf else ''}{bounds}, got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-def resolve_model_folder(path: str) -> Path:
-    """A model folder (with ``config.json``), or a run folder holding one as ``best``/``final``/``last``."""
-    folder = Path(path)
-    if (folder / "config.json").is_file():
-        return folder
-    for name in MODEL_SUBFOLDERS:
-        if (folder / name / "config.json").is_file():
-            print(f"using the model in {folder / name}", file=sys.stderr)
-            return folder / name
-    if not folder.exists():
-        raise CommandError(f"model folder not found: {folder} does not exist")
-    raise CommandError(
-        f"{folder} is not a model folder: no config.json in it nor in a {'/'.join(MODEL_SUBFOLDERS)} subfolder"
-    )
-
-
-def load_model(path: "str | Path", device: Optional[str] = None):
-    """The model of a model folder or run folder (``resolve_model_folder``) and that folder. On a CPU the
-    command's process also keeps freed memory for reuse, as training does (importance-weighted NLL over PTB's test
-    split: 94.6 -> 77.5 s per 100 sentences at K = 500)."""
-    from ..models.base import load_pretrained
-    from ..training.host_memory import keep_freed_host_memory
-
-    folder = resolve_model_folder(str(path))
-    model = load_pretrained(folder, device=device)
-    if model.device.type == "cpu":
-        keep_freed_host_memory()
-    return model, folder
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The positional MODEL (a model or run folder) and ``--device``."""
-    parser.add_argument("model", help="model folder written by save_pretrained (config.json, model.safetensors, "
-                        "tokenizer), or a run folder holding one as best/, final/ or last/")
-    parser.add_argument("--device", default=None, help="torch device to run on, e.g. cuda (default: the CPU)")
-
-
-SAMPLE_ONLY = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
-BEAM_ONLY = {"beam_size": 4, "length_penalty": 1.0}
-
-
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """The decoding flags every command that generates text takes (``decoding_kwargs`` reads them back)."""
-    group = parser.add_argument_group("decoding")
-    group.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="greedy",
-                       help="greedy: the most likely token each step; sample: draw from the softmax; beam: beam search")
-    group.add_argument("--temperature", type=float_in(0.0, low_open=True), default=SAMPLE_ONLY["temperature"],
-                       help="sample: divide the logits by this (below 1: safer, above 1: more varied)")
-    group.add_argument("--top-k", type=int_at_least(0), default=SAMPLE_ONLY["top_k"],
-                       help="sample: only from the k most likely tokens (0: all)")
-    group.add_argument("--top-p", type=float_in(0.0, 1.0, low_open=True), default=SAMPLE_ONLY["top_p"],
-                       help="sample: only from the smallest set of tokens whose probability reaches p (1: all)")
-    group.add_argument("--beam-size", type=int_at_least(1), default=BEAM_ONLY["beam_size"],
-                       help="beam: hypotheses kept per sentence")
-    group.add_argument("--length-penalty", type=float_in(0.0), default=BEAM_ONLY["length_penalty"],
-                       help="beam: rank finished hypotheses by log p / length**this (0: raw log p, favours short)")
-    group.add_argument("--repetition-penalty", type=float_in(1.0), default=1.0,
-                       help="any strategy: divide positive and multiply negative logits of tokens already in the "
-                       "sentence by this (CTRL; 1: off, 1.2-1.5 usual)")
-    group.add_argument("--no-repeat-ngram-size", type=int_at_least(0), default=0,
-                       help="any strategy: never repeat an n-gram of this many tokens within a sentence (0: off)")
-    group.add_argument("--max-length", type=int_at_least(1), default=None,
-                       help="most tokens per sentence (default: the model's max_length)")
-
-
-def decoding_kwargs(args: argparse.Namespace) -> dict:
-    """The ``generate`` keyword arguments of the decoding flags; a flag of another strategy is an error."""
-    kwargs = {"strategy": args.strategy, "max_length": args.max_length,
-              "repetition_penalty": args.repetition_penalty, "no_repeat_ngram_size": args.no_repeat_ngram_size}
-    for strategy, flags in (("sample", SAMPLE_ONLY), ("beam", BEAM_ONLY)):
-        if args.strategy == strategy:
-            kwargs.update({name: getattr(args, name) for name in flags})
-        else:
-            changed = [name for name, default in flags.items() if getattr(args, name) != default]
-            if changed:
-                names = ", ".join("--" + name.replace("_", "-") for name in changed)
-                raise CommandError(f"{names} apply to --strategy {strategy}, not {args.strategy}")
-    return kwargs
-
-
-def pick_grammar(choice: str, sentences: Sequence[str]):
-    """``synthetic``: the embedded corpus grammar; ``auto``: the same when every given sentence is one it
-    generates (the model was then most likely trained on that corpus); ``none``: no grammar column."""
-    from ..data.synthetic import GRAMMAR
-
-    if choice == "synthetic" or (choice == "auto" and sentences and all(GRAMMAR.accepts(s) for s in sentences)):
-        return GRAMMAR.accepts
-    return None
-
-
-def run_command(main, argv) -> int:
-    """``main(argv)``'s exit status; any deliberate error (``TextVAEError``; ``ValueError`` from a library
-    function's argument check) becomes one ``error:`` line on standard error and status 2."""
-    try:
-        return main(argv)
-    except (TextVAEError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-# ---------------------------------------------------------------- interpolate
-
-
-def interpolation_parser(prog: str = "textvae interpolate") -> argparse.ArgumentParser:
-    parser = CommandParser(
-        prog=prog,
-        description="Decode a path through latent space between two sentences (their posterior means) or, with "
-        "--prior, between two prior samples, and print it as a table.",
-    )
-    add_model_arguments(parser)
-    parser.add_argument("a", nargs="?", help="first sentence")
-    parser.add_argument("b", nargs="?", help="second sentence")
-    parser.add_argument("--steps", type=int_at_least(2), default=8, help="points on the path, ends included")
-    parser.add_argument("--method", choices=("linear", "spherical"), default="linear",
-                        help="a straight line between the codes, or the great circle (slerp)")
-    parser.add_argument("--prior", action="store_true", help="interpolate between two prior samples instead")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --prior and for sampled decoding")
-    parser.add_argument("--grammar", choices=("auto", "synthetic", "none"), default="auto",
-                        help="mark sentences the embedded corpus grammar accepts (auto: when both inputs are its)")
-    parser.add_argument("--json", action="store_true", help="print the path and its measures as JSON")
-    add_decoding_arguments(parser)
-    return parser
-
-
-def _interpolate(argv: Optional[Sequence[str]]) -> int:
-    import torch
-
-    from .homotopy import format_path, prior_path, sentence_path
-
-    args = interpolation_parser().parse_args(argv)
-    if args.prior == bool(args.a or args.b):
-        raise CommandError("give two sentences, or --prior (and no sentences)")
-    if not args.prior and not (args.a and args.b):
-        raise CommandError("give two sentences to interpolate between")
-    kwargs = decoding_kwargs(args)
-    torch.manual_seed(args.seed)
-    model, _ = load_model(args.model, args.device)
-    grammar = pick_grammar(args.grammar, [args.a, args.b] if not args.prior else [])
-    if args.prior and args.grammar == "synthetic":
-        grammar = pick_grammar("synthetic", [])
-    if args.prior:
-        path = prior_path(model, args.steps, args.method, seed=args.seed, grammar=grammar, **kwargs)
-    else:
-        path = sentence_path(model, args.a, args.b, args.steps, args.method, grammar=grammar, **kwargs)
-    if args.json:
-        print(json.dumps({"a": path.start, "b": path.end, "method": path.method, "t": path.t,
-                          "sentences": path.sentences, "metrics": path.metrics}, indent=2))
-    else:
-        print(format_path(path, grammar))
-    return 0
-
-
-def interpolate_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``textvae interpolate MODEL "sentence a" "sentence b" --steps 8``: print the decoded path; returns the exit
-    status (2 with a one-line message on bad input)."""
-    return run_command(_interpolate, argv)
-
-
-# ---------------------------------------------------------------- evaluate
+from ..errors import CommandError
+from .common import (
+    CommandParser,
+    add_decoding_arguments,
+    add_model_arguments,
+    decoding_kwargs,
+    int_at_least,
+    load_model,
+    run_command,
+)
 
 
 def evaluation_parser(prog: str = "textvae evaluate") -> argparse.ArgumentParser:
@@ -312,8 +97,8 @@ def _evaluate(argv: Optional[Sequence[str]]) -> int:
 
     from ..data.corpora import load_corpus
     from ..data.synthetic import GRAMMAR
-    from . import generation, homotopy, likelihood, plots
-    from .latent_stats import collapse_warning, latent_statistics
+    from ..evaluation import generation, homotopy, likelihood, plots
+    from ..evaluation.latent_stats import collapse_warning, latent_statistics
 
     args = evaluation_parser().parse_args(argv)
     decode = decoding_kwargs(args)
@@ -453,7 +238,7 @@ def _summary(metrics: dict, out: Path) -> str:
     return "\n".join(lines + [f"written to {out}"])
 
 
-def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """``textvae evaluate MODEL --data-dir DIR --split test``: write metrics.json and figures; returns the exit
     status (2 with a one-line message on bad input)."""
     return run_command(_evaluate, argv)

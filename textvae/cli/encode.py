@@ -1,6 +1,4 @@
-"""Small model-folder commands: ``textvae sample`` and ``textvae encode``. They load a model or run folder and
-decode with the same flags as ``textvae evaluate`` and ``textvae interpolate`` (``evaluation.commands`` holds
-the one loader and the one set of decoding flags)."""
+"""``textvae encode MODEL``: sentences (a file or standard input) to latent codes, as JSON lines or a .npy array."""
 
 from __future__ import annotations
 
@@ -9,39 +7,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import InputError
-from .evaluation.commands import (
-    CommandParser,
-    add_decoding_arguments,
-    add_model_arguments,
-    decoding_kwargs,
-    int_at_least,
-    load_model,
-    run_command,
-)
-
-
-def sample_parser(prog: str = "textvae sample") -> CommandParser:
-    parser = CommandParser(prog=prog, description="Decode sentences from latents drawn from the prior, one per line.")
-    add_model_arguments(parser)
-    parser.add_argument("-n", "--num", type=int_at_least(1), default=5, help="sentences to draw")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the prior draws and of sampled decoding")
-    add_decoding_arguments(parser)
-    return parser
-
-
-def _sample(argv: Optional[Sequence[str]]) -> int:
-    args = sample_parser().parse_args(argv)
-    kwargs = decoding_kwargs(args)
-    model, _ = load_model(args.model, args.device)
-    for sentence in model.sample(args.num, seed=args.seed, **kwargs):
-        print(sentence)
-    return 0
-
-
-def sample_main(argv: Optional[Sequence[str]] = None) -> int:
-    """Print sentences decoded from prior samples; the exit status (2 with one ``error:`` line on bad input)."""
-    return run_command(_sample, argv)
+from ..errors import InputError
+from .common import CommandParser, add_model_arguments, load_model, run_command
 
 
 def encode_parser(prog: str = "textvae encode") -> CommandParser:
@@ -72,7 +39,7 @@ def _encode(argv: Optional[Sequence[str]]) -> int:
     return 0
 
 
-def encode_main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Encode sentences (one per line, from a file or standard input) to posterior means, as JSON lines or .npy;
     the exit status (2 with one ``error:`` line on bad input)."""
     return run_command(_encode, argv)
