@@ -230,3 +230,24 @@ def test_counts_accept_numpy_integers(tiny_model):
 def test_every_library_error_is_one_class_the_cli_catches():
     for error in (ConfigError, DataError, InputError):
         assert issubclass(error, TextVAEError) and issubclass(error, ValueError)
+
+
+def test_a_command_shows_each_length_warning_once_as_one_line(capsys):
+    from textvae.cli.common import command_warnings
+    from textvae.errors import LengthWarning
+
+    def stage_one():
+        warnings.warn("sentences given: 9 of 9 sentences kept; 1 truncated", LengthWarning)
+
+    def stage_two():
+        warnings.warn("sentences given: 9 of 9 sentences kept; 1 truncated", LengthWarning)
+        warnings.warn("sentences given: 3 of 3 sentences kept; 1 truncated", LengthWarning)
+
+    with command_warnings():
+        stage_one()
+        stage_two()
+        stage_one()
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: sentences given: 9 of 9 sentences kept; 1 truncated",
+        "warning: sentences given: 3 of 3 sentences kept; 1 truncated",
+    ]

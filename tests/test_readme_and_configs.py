@@ -42,6 +42,19 @@ def test_readme_python_snippets_run(tmp_path):
     )
     assert train.returncode == 0, train.stderr[-2000:]
     assert "reconstructions" in train.stdout and "interpolation" in train.stdout
+    # "Your own text": a raw-text folder (capitals, attached punctuation, contractions) trained as the README does
+    raw = ["Can I help you?", "I'd like to book a table for two, please.", "Don't worry, it's only $5.",
+           "What time is it?", "Sure, that's fine.", "Hey man, you wanna buy some weed?"]
+    (tmp_path / "my_text").mkdir()
+    for split in ("train", "valid", "test"):
+        (tmp_path / "my_text" / f"{split}.txt").write_text("\n".join(raw * 4) + "\n")
+    own = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_text_vae.py"), "--data-dir", "my_text", "--max-steps", "3",
+         "--no-progress", "--output-dir", "runs/my_text", *TINY],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert "max_length 12 tokens: the 99.9th percentile of 24 training sentences (the longest has 12)" in own.stdout
     # the README's snippets use the embedded corpus at full size; keep them as written but small enough here
     script = "\n".join(blocks).replace('"configs/default.yaml", [', '"configs/default.yaml", ["data.synthetic_size=300", ')
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

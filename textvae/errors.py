@@ -42,5 +42,10 @@ class TrainingError(TextVAEError, RuntimeError):
     """Training cannot go on (repeated non-finite steps, a locked output folder); the message says what to try."""
 
 
+class LengthWarning(UserWarning):
+    """Sentences were truncated or dropped to fit ``max_length``: one warning per split or API call, counting and
+    indexing the caller's own sentences. Commands show each such message once."""
+
+
 class CommandError(TextVAEError):
     """A problem with a command's arguments (a missing folder, a wrong flag value)."""

@@ -5,12 +5,14 @@ way to load a model or run folder (``load_model``), the shared decoding flags (`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
-from ..errors import CommandError, TextVAEError
+from ..errors import CommandError, LengthWarning, TextVAEError
 
 MODEL_SUBFOLDERS = ("best", "final", "last")
 
@@ -151,11 +153,31 @@ def decoding_kwargs(args: argparse.Namespace) -> dict:
     return kwargs
 
 
+@contextlib.contextmanager
+def command_warnings() -> Iterator[None]:
+    """While a command runs, a length warning reads as one ``warning: ...`` line and each message shows once,
+    though every stage of ``textvae evaluate`` tokenizes the same sentences again."""
+    show, shown = warnings.showwarning, set()
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, LengthWarning):
+            show(message, category, filename, lineno, file, line)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+        warnings.simplefilter("always", LengthWarning)  # every one reaches one_line, which keeps the first
+        warnings.showwarning = one_line
+        yield
+
+
 def run_command(main, argv) -> int:
     """``main(argv)``'s exit status; any deliberate error (``TextVAEError``; ``ValueError`` from a library
     function's argument check) becomes one ``error:`` line on standard error and status 2."""
     try:
-        return main(argv)
+        with command_warnings():
+            return main(argv)
     except (TextVAEError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import time
 from typing import Callable, Optional, Sequence
 
 from ..config import load_config
+from .common import command_warnings
 from ..evaluation.summary import print_dialogue_summary, print_summary
 
 DEFAULT_CONFIG = "default.yaml"
@@ -71,6 +72,11 @@ def main(
     description: str = SENTENCE_DESCRIPTION,
 ) -> int:
     """Parse flags, train, print ``summary(result, data)``; ``dialogue_main`` passes the dialogue summary and config."""
+    with command_warnings():
+        return _train_main(argv, prog, summary, default_config, description)
+
+
+def _train_main(argv, prog: str, summary: Callable, default_config: str, description: str) -> int:
     from ..errors import TextVAEError
     from ..training.trainer import train
 

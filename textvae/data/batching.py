@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import DataError
+from ..errors import DataError, LengthWarning
 
 
 LENGTH_PERCENTILE = 99.9  # max_length, when not set, covers this share of the training sentences
@@ -201,7 +201,7 @@ def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -
 def warn_length_report(report: LengthReport, split: str, stacklevel: int = 2) -> None:
     """One warning when maximum-length handling changed a split (or the sentences of one API call)."""
     if report.truncated or report.dropped or report.empty:
-        warnings.warn(f"{split}: {report}", stacklevel=stacklevel + 1)
+        warnings.warn(f"{split}: {report}", LengthWarning, stacklevel=stacklevel + 1)
 
 
 def check_kept(report: LengthReport, split: str) -> None:
