@@ -2,6 +2,7 @@
 injected as Optimus does, built from tiny random checkpoints written here (hidden size 32, 2 layers)."""
 
 import re
+from dataclasses import asdict as dataclasses_asdict
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from textvae import CheckpointError, TextVAE, load_pretrained
+from textvae import BaseVAE, CheckpointError, TextVAE, load_pretrained
 from textvae.config import Config, ConfigError, ModelConfig, TokenizerConfig, from_dict
 from textvae.data.batching import collate
 from textvae.data.tokenization import PretrainedTokenizer, TokenizerError, load_tokenizer, train_tokenizer
@@ -219,6 +220,32 @@ def test_bert_encoder_reads_its_own_ids_or_retokenizes_to_the_same_state(checkpo
         other = optimus(checkpoints, encoder={"pooling": "mean"}).eval()
         gpt2_ids, gpt2_lengths = other.tokenize(SENTENCES)
         assert torch.allclose(other.encoder(gpt2_ids, gpt2_lengths), together, atol=1e-5)
+
+
+
+@pytest.mark.parametrize("model_type", ["cvae", "vhred"])
+def test_dialogue_models_give_their_encoder_and_decoder_the_tokenizer(checkpoints, tokenizer, model_type):
+    # as the sentence VAE: a BERT utterance encoder beside a word tokenizer re-tokenizes, beside BERT's reads its ids
+    torch.manual_seed(0)
+    dialogue = {"condition": "context", "context_hidden_size": 8, "prior_hidden_size": 8}
+    tiny = {"embedding_size": 8, "hidden_size": 8}
+    config = from_dict(ModelConfig, {
+        "model_type": model_type, "dialogue": dialogue, "latent": {"size": 4}, "max_length": 40,
+        "encoder": {"type": "pretrained", "path": checkpoints["bert"], "pooling": "mean"},
+        "decoder": {"type": "lstm", "z_mode": "init", **tiny},
+    }, prefix="model.")
+    words = BaseVAE.from_config(config, tokenizer).eval()
+    assert words.utterance_encoder.source_tokenizer is tokenizer
+    bert = BaseVAE.from_config(config, pretrained_tokenizer(checkpoints["bert"])).eval()
+    assert bert.utterance_encoder.source_tokenizer is None
+    with torch.no_grad():
+        assert torch.allclose(words.utterance_encoder(*words.tokenize(SENTENCES)),
+                              bert.utterance_encoder(*bert.tokenize(SENTENCES)), atol=1e-5)
+    # a GPT-2 decoder beside another checkpoint's tokenizer is refused, as the sentence VAE refuses it
+    gpt2 = from_dict(ModelConfig, {**dataclasses_asdict(config), "decoder": {
+        "type": "pretrained", "path": checkpoints["gpt2"], "z_mode": "memory+embedding", "memory_slots": 2}}, prefix="model.")
+    with pytest.raises(ConfigError, match="set data.tokenizer"):
+        BaseVAE.from_config(gpt2, pretrained_tokenizer(checkpoints["bert"]))
 
 
 def test_scratch_transformer_encoder_with_a_gpt2_decoder(checkpoints, tmp_path):

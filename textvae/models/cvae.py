@@ -74,7 +74,7 @@ class CVAE(BaseVAE):
             raise ConfigError("model.dialogue.use_act predicts the label that condition=label already gives; use one")
         if d.num_acts < 1:
             raise ConfigError(f"model.dialogue.num_acts must be at least 1, got {d.num_acts}")
-        self.utterance_encoder = build_encoder(vocab, config.encoder, tokenizer.pad_id)
+        self.utterance_encoder = build_encoder(vocab, config.encoder, pad_id=tokenizer.pad_id, tokenizer=tokenizer)
         utterance_size, size = self.utterance_encoder.output_size, d.context_hidden_size
         if d.condition == "context":
             self.context_encoder = ContextEncoder(utterance_size, size)
@@ -93,7 +93,8 @@ class CVAE(BaseVAE):
             self.bow_head = nn.Sequential(nn.Linear(size + config.latent.size, hidden), nn.Tanh(), nn.Linear(hidden, vocab))
         self.condition_size = size
         self.decoder = build_decoder(
-            vocab, size + config.latent.size + act_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id
+            vocab, size + config.latent.size + act_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id,
+            tokenizer=tokenizer,
         )
 
     @property
