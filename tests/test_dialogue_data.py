@@ -5,7 +5,9 @@ import pytest
 
 from textvae.config import DataConfig, DialogueDataConfig, TokenizerConfig
 from textvae.data.corpora import DataError, load_corpus
-from textvae.data.dialogue import DialogueData, collate_dialogues, context_windows, make_dialogue, train_overlap
+from textvae.data.dialogue import (
+    DialogueData, collate_dialogues, context_only, context_windows, dialogue_examples, make_dialogue, train_overlap,
+)
 from textvae.data.pipeline import make_loader, prepare_data
 
 DAILYDIALOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "dailydialog"
@@ -71,6 +73,29 @@ def test_context_windows_start_at_the_second_utterance():
     dialogue = make_dialogue(["a", "b", "c", "d"])
     assert context_windows(dialogue, 2) == [([0], 1), ([0, 1], 2), ([1, 2], 3)]
     assert make_dialogue(["a", "b"], acts=[1]).acts == [-1, -1]  # misaligned labels are not guessed
+
+
+
+@pytest.mark.parametrize("max_turns", [1, 2, 3, 10])
+def test_disjoint_windows_model_every_turn_exactly_once(max_turns):
+    for n in range(1, 31):
+        windows = context_windows(make_dialogue([f"w{k}" for k in range(n)]), max_turns, disjoint=True)
+        modelled = [k for (ctx, i), skip in zip(windows, context_only(windows)) for k in (ctx + [i])[skip:]]
+        assert sorted(modelled) == list(range(n)), (n, windows)
+        assert all(len(ctx) <= max_turns for ctx, _ in windows)
+    # 23 turns, 10 per context: the last window [12..22] ends at the final turn and models only it
+    windows = context_windows(make_dialogue([f"w{k}" for k in range(23)]), 10, disjoint=True)
+    assert [i for _, i in windows] == [10, 21, 22] and windows[2][0] == list(range(12, 22))
+    assert context_only(windows) == [0, 0, 10]
+
+
+def test_disjoint_examples_carry_the_turns_an_earlier_window_models(tokenizer):
+    dialogue = make_dialogue(["the cat sat"] * 5)
+    examples, _, _ = dialogue_examples([dialogue], tokenizer, 16, 2, "truncate", disjoint=True)
+    assert [len(e.context) for e in examples] == [2, 2] and [e.context_only for e in examples] == [0, 1]
+    assert collate_dialogues(examples, 0, 1, 2)["context_only"].tolist() == [0, 1]
+    overlapping, _, _ = dialogue_examples([dialogue], tokenizer, 16, 2, "truncate")
+    assert [e.context_only for e in overlapping] == [0, 0, 0, 0]
 
 
 def test_missing_folder_or_file_names_the_path(tmp_path, monkeypatch):

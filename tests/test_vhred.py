@@ -46,6 +46,24 @@ def test_elbo_sums_turns_and_earlier_turns_ignore_later_ones(dialogue_data):
     assert not torch.allclose(other.rec[terms.last], terms.rec[terms.last])
 
 
+
+def test_context_only_turns_condition_but_leave_rec_and_kl(dialogue_data):
+    model = build(dialogue_data).eval()
+    batch = batch_of(dialogue_data, [2, 6])  # windows of 4 turns each
+    full = model.turn_terms(batch)
+    masked = dict(batch, context_only=torch.tensor([0, 2]))  # the second window's first 2 turns: modelled before
+    terms = model.turn_terms(masked)
+    assert terms.row.tolist() == [0, 0, 0, 0, 1, 1]
+    kept = torch.tensor([True] * 4 + [False, False, True, True])
+    # KL does not depend on the sample: the kept turns' KLs are unchanged (the masked turns still condition them)
+    assert torch.allclose(terms.kl_per_dim, full.kl_per_dim[kept], atol=1e-6)
+    out = model(masked)
+    assert torch.allclose(out.kl[1], full.kl_per_dim[6:].sum(), atol=1e-6)
+    assert out.z.shape == (2, 4) and terms.last.tolist() == [False, False, False, True, False, True]
+    lengths = append_response(batch)[1]
+    assert int(full.num_tokens - terms.num_tokens) == int((lengths[1, :2] - 1).sum())
+
+
 def test_vhred_needs_a_context_condition(dialogue_data):
     with pytest.raises(ConfigError, match="vhred"):
         build(dialogue_data, use_act=True)
@@ -57,6 +75,7 @@ def test_trainer_trains_a_tiny_vhred_on_disjoint_windows(tmp_path):
         "train.max_steps=3", "train.eval_every=3",
     )
     result = train(config, progress=False)
-    assert result.valid["sentences"] == 2 + 1 + 2  # windows of 3 turns: 4 turns -> 2 (the last covers the end), 2 -> 1, 5 -> 2
+    # windows of 3 turns: 4 turns -> 2 (the last ends at turn 3 and models only it), 2 -> 1, 5 -> 2
+    assert result.valid["sentences"] == 2 + 1 + 2
     model = load_pretrained(result.final_dir)
     assert isinstance(model, VHRED) and len(model.respond([["hello there ."]], num_samples=2, seed=0)[0]) == 2

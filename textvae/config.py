@@ -258,7 +258,8 @@ class DialogueDataConfig(Checked):
 
     max_turns: int = bounded(10, 1)  # previous utterances a context keeps (the most recent ones)
     # overlapping: every utterance after the first is a response (kgCVAE, DialogWAE); disjoint: windows of up to
-    # max_turns + 1 turns that overlap only to cover a dialogue's end, for models of whole windows (vhred)
+    # max_turns + 1 turns for models of whole windows (vhred); the last ends at the dialogue's final turn, and its
+    # turns an earlier window models are context only, so every turn is modelled exactly once
     windows: str = choice("overlapping", "overlapping", "disjoint")
     # DailyDialog: 93 of the 1,000 test dialogues (69 of the validation ones) also appear verbatim in train; True
     # drops them from test and validation (published kgCVAE / DialogWAE numbers keep them)

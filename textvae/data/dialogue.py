@@ -215,6 +215,7 @@ class DialogueExample:
     response: list[int]
     act: int = UNKNOWN
     emotion: int = UNKNOWN
+    context_only: int = 0  # leading context turns an earlier window already models (disjoint windows; VHRED)
 
 
 @dataclass
@@ -229,12 +230,27 @@ class DialogueText:
 
 def context_windows(dialogue: Dialogue, max_turns: int, disjoint: bool = False) -> list[tuple[list[int], int]]:
     """(context turn indices, response index) for every response from the second utterance on; ``disjoint``: only
-    every (max_turns + 1)-th utterance and the last, so windows tile the dialogue instead of repeating turns."""
+    every (max_turns + 1)-th utterance and the last (a one-turn dialogue: that turn with no context), so windows
+    tile the dialogue instead of repeating turns; ``context_only`` says which turns of the last window an earlier
+    window already models."""
     n = len(dialogue.turns)
+    if disjoint and n == 1:
+        return [([], 0)]
     responses = range(1, n)
     if disjoint:
         responses = sorted({i for i in range(max_turns, n, max_turns + 1)} | ({n - 1} if n > 1 else set()))
     return [(list(range(max(0, i - max_turns), i)), i) for i in responses]
+
+
+def context_only(windows: Sequence[tuple[list[int], int]]) -> list[int]:
+    """For each of one dialogue's disjoint windows, how many of its first context turns an earlier window already
+    models: the last window ends at the dialogue's final turn, so it may start inside the previous one; VHRED reads
+    those turns as context and leaves them out of rec and KL, so every turn is modelled exactly once."""
+    skips, done = [], -1  # done: the last turn an earlier window modelled
+    for context, response in windows:
+        skips.append(sum(1 for k in context if k <= done))
+        done = response
+    return skips
 
 
 def floor_marks(speakers: Sequence[int], context: Sequence[int], response: int) -> list[int]:
@@ -245,7 +261,8 @@ def floor_marks(speakers: Sequence[int], context: Sequence[int], response: int) 
 def collate_dialogues(examples: Sequence[DialogueExample], pad_id: int, bos_id: int, eos_id: int) -> dict[str, torch.Tensor]:
     """Examples -> ``context_ids`` (B, N, T) of ``<bos> w.. <eos> <pad>..`` per turn, ``context_lengths`` (B, N)
     (0 for padding turns), ``context_turns`` (B,), ``context_floor`` (B, N), ``response_ids`` (B, T') and
-    ``response_lengths`` (B,), ``acts`` and ``emotions`` (B,) (-1 when unknown)."""
+    ``response_lengths`` (B,), ``acts`` and ``emotions`` (B,) (-1 when unknown), ``context_only`` (B,) (the leading
+    context turns an earlier window models)."""
     batch = len(examples)
     turns = max(1, max(len(e.context) for e in examples))
     width = max([len(u) + 2 for e in examples for u in e.context] or [2])
@@ -274,6 +291,7 @@ def collate_dialogues(examples: Sequence[DialogueExample], pad_id: int, bos_id: 
         "response_lengths": torch.tensor(response_lengths, dtype=torch.long),
         "acts": torch.tensor([e.act for e in examples], dtype=torch.long),
         "emotions": torch.tensor([e.emotion for e in examples], dtype=torch.long),
+        "context_only": torch.tensor([e.context_only for e in examples], dtype=torch.long),
     }
 
 
@@ -326,15 +344,21 @@ def dialogue_examples(
 ) -> tuple[list[DialogueExample], list[DialogueText], LengthReport]:
     """Examples of every response (of every window's last turn with ``disjoint``); responses longer than
     ``max_length`` follow ``overlong`` (the report counts them), context utterances are truncated to ``max_length``."""
-    windows = [(d, ctx, i) for d in dialogues for ctx, i in context_windows(d, max_turns, disjoint)]
+    windows = []  # (dialogue, context, response, leading context turns modelled by an earlier window)
+    for d in dialogues:
+        tiles = context_windows(d, max_turns, disjoint)
+        skips = context_only(tiles) if disjoint else [0] * len(tiles)
+        windows += [(d, ctx, i, skip) for (ctx, i), skip in zip(tiles, skips)]
     ids = {id(d): tokenizer.batch_encode(d.turns) for d in dialogues}
-    responses = [ids[id(d)][i] for d, _, i in windows]
+    responses = [ids[id(d)][i] for d, _, i, _ in windows]
     kept, index, report = fit_length(responses, max_length, overlong, what=f"{split} response")
     examples, texts = [], []
     for response, j in zip(kept, index):
-        d, ctx, i = windows[j]
+        d, ctx, i, skip = windows[j]
         context = [ids[id(d)][k][:max_length] for k in ctx]
-        examples.append(DialogueExample(context, floor_marks(d.speakers, ctx, i), response, d.acts[i], d.emotions[i]))
+        examples.append(
+            DialogueExample(context, floor_marks(d.speakers, ctx, i), response, d.acts[i], d.emotions[i], skip)
+        )
         texts.append(DialogueText([d.turns[k] for k in ctx], d.turns[i], d.acts[i], d.emotions[i]))
     return examples, texts, report
 

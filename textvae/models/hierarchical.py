@@ -7,7 +7,9 @@
     ELBO = sum_n E_q[log p(x_n | z_n, x_<n)] - KL(q(z_n | x_<=n) || p(z_n | x_<n))
 
 A batch row is a window of turns: the context turns, then the response (``data.dialogue``; ``windows: disjoint``
-tiles each dialogue so no turn is modelled twice). ``rec`` and ``kl`` are summed over the window's turns. The
+tiles each dialogue; its last window ends at the final turn and may start inside the previous one, and the
+``context_only`` turns an earlier window models are read as context but left out of rec and KL, so every turn is
+modelled exactly once). ``rec`` and ``kl`` are summed over the window's modelled turns. The
 pieces are the CVAE's (utterance and context encoders, recognition and prior networks, decoder, optional
 bag-of-words head), so responding to a context, its importance weights and ``save_pretrained`` are the CVAE's:
 the response is the turn after the context.
@@ -31,7 +33,7 @@ from .cvae import CVAE, CVAEOutput
 
 @dataclass
 class TurnTerms:
-    """Per-turn pieces of a batch of windows, one row per real turn (M in all): ``rec`` (M,), ``kl_per_dim`` (M, D),
+    """Per-turn pieces of a batch of windows, one row per modelled turn (M in all): ``rec`` (M,), ``kl_per_dim`` (M, D),
     ``bow`` (M,) or None, ``z`` and ``z_mean`` (M, D); ``row`` (M,) the window of each turn, ``last`` (M,) whether
     it is its window's response."""
 
@@ -73,13 +75,17 @@ class VHRED(CVAE):
         super().__init__(config, tokenizer)
 
     def turn_terms(self, batch: dict) -> TurnTerms:
-        """Reconstruction and KL of every real turn of every window, each turn conditioned on the turns before it."""
+        """Reconstruction and KL of every modelled turn of every window, each conditioned on the turns before it."""
         ids, lengths, floors, turns = append_response(batch)
         utterances = encode_turns(self.utterance_encoder, ids, lengths)  # (B, N+1, U)
         states = self.context_encoder.states(utterances, floors)  # (B, N+1, C): state n has read turns 0..n
         previous = torch.cat([states.new_zeros(states[:, :1].shape), states[:, :-1]], dim=1)  # h_{n-1}
-        real = lengths > 0  # (B, N+1)
-        row = real.nonzero(as_tuple=True)[0]  # the window of each real turn
+        # a real turn is modelled unless an earlier window of its dialogue models it (``context_only`` leading
+        # turns of a disjoint dialogue's last window): those turns stay in h as context only
+        skip = batch.get("context_only", turns.new_zeros(turns.shape)).to(ids.device)
+        position = torch.arange(ids.size(1), device=ids.device)
+        real = (lengths > 0) & (position[None, :] >= skip[:, None])  # (B, N+1)
+        row = real.nonzero(as_tuple=True)[0]  # the window of each modelled turn
         h, u = previous[real], utterances[real]  # (M, C), (M, U)
         q, p = self.recognition(u, h), self.prior(h)
         z = q.rsample()
