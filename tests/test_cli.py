@@ -21,7 +21,8 @@ from .test_decoding import constant_logits_model
 def test_sample_and_encode_commands(tmp_path, tiny_model, capsys, monkeypatch):
     folder = tiny_model.save_pretrained(tmp_path / "m")
     assert main(["sample", str(folder), "-n", "3", "--strategy", "sample", "--seed", "1"]) == 0
-    assert capsys.readouterr().out.count("\n") == 3  # a sentence per line (an untrained model may give empty ones)
+    expected = tiny_model.sample(3, seed=1, strategy="sample")  # a sentence per line (an untrained model may give empty ones)
+    assert capsys.readouterr().out == "".join(f"{sentence}\n" for sentence in expected)
 
     source = tmp_path / "in.txt"
     source.write_text("\n".join(SENTENCES[:3]) + "\n\n")
@@ -44,9 +45,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_interpolate_command_prints_the_path(tmp_path, tiny_model, capsys):
     folder = tiny_model.save_pretrained(tmp_path / "m")
-    assert main(["interpolate", str(folder), SENTENCES[0], SENTENCES[1], "--steps", "4"]) == 0
-    out = capsys.readouterr().out
-    assert "4 steps" in out or "distinct" in out
+    from textvae.evaluation.homotopy import sentence_path
+
+    path = sentence_path(tiny_model, SENTENCES[0], SENTENCES[1], 4, "linear")
+    assert main(["interpolate", str(folder), SENTENCES[0], SENTENCES[1], "--steps", "4", "--method", "linear"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [f"a: {SENTENCES[0]}", f"b: {SENTENCES[1]}"]
+    assert all(any(sentence in line for line in lines[2:]) for sentence in path.sentences)
+    assert main(["interpolate", str(folder), SENTENCES[0], SENTENCES[1], "--steps", "4", "--method", "linear",
+                 "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["sentences"] == path.sentences and len(shown["t"]) == 4 and shown["method"] == "linear"
+    assert shown["metrics"]["num_distinct"] == len(set(path.sentences))
 
 
 # ---------------------------------------------------------------- one loader, shared flags, one-line errors

@@ -63,3 +63,20 @@ def test_model_config_from_dict_is_strict():
 
     with pytest.raises(ConfigError, match="unknown config key 'model.laten'"):
         from_dict(ModelConfig, {"laten": {}}, prefix="model.")
+
+
+def test_free_bits_with_capacity_is_an_error_naming_both_keys(tmp_path):
+    """Capacity control penalises |KL - C| and never reads free_bits: the pair would silently drop free bits."""
+    from textvae.config import ObjectiveConfig
+
+    both = r"model\.objective\.free_bits \(0\.5\) and model\.objective\.capacity \(5\.0\) exclude each other"
+    with pytest.raises(ConfigError, match=both):
+        load_config(None, ["model.objective.free_bits=0.5", "model.objective.capacity=5"])
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  objective:\n    free_bits: 0.5\n    capacity: 5.0\n")
+    with pytest.raises(ConfigError, match=both):
+        load_config(path)
+    with pytest.raises(ConfigError, match=both):
+        ObjectiveConfig(free_bits=0.5, capacity=5.0)
+    assert load_config(None, ["model.objective.free_bits=0.5"]).model.objective.free_bits == 0.5
+    assert load_config(None, ["model.objective.capacity=5"]).model.objective.capacity == 5.0

@@ -228,7 +228,16 @@ def test_categorical_latents_end_to_end(tmp_path, tokenizer, kind):
     assert set(cat.unique().tolist()) <= {0.0, 1.0}
     codes = model.encode(SENTENCES)
     assert codes.shape == (len(SENTENCES), code)
-    assert torch.equal(latent.indices(codes), latent.indices(model.encode(SENTENCES)))
+    model.eval()
+    with torch.no_grad():
+        q = model.posterior(batch["input_ids"], batch["lengths"])
+    q_cat = q.discrete if kind == "joint_hard" else q
+    argmax = torch.stack([block.argmax(-1) for block in q_cat.split(q_cat.logits)], dim=-1)
+    assert torch.equal(latent.indices(codes), argmax)  # encode gives each variable's most probable category
+    assert torch.equal(codes[:, -sum(sizes):], latent.codes_from_indices(argmax) if kind == "gumbel" else
+                       latent.discrete.codes_from_indices(argmax))
+    if kind == "joint_hard":
+        assert torch.equal(codes[:, : latent.num_continuous], q.continuous.loc)
 
     # importance-weighted densities: log p(x|z) + log p(z) - log q(z|x) for S exact samples
     model.eval()

@@ -77,7 +77,9 @@ def test_path_ends_decode_to_the_reconstructions_of_the_ends(sharp_model, method
     assert path.sentences[-1] == sharp_model.reconstruct(b, strategy=strategy)[0]
     assert torch.allclose(path.z[0], sharp_model.encode(a)[0], atol=1e-5)
     assert torch.allclose(path.z[-1], sharp_model.encode(b)[0], atol=1e-5)
-    assert path.metrics["num_distinct"] >= len({path.sentences[0], path.sentences[-1]})
+    sentences = path.sentences
+    assert path.metrics["num_distinct"] == len(set(sentences))
+    assert path.metrics["changes"] == sum(x != y for x, y in zip(sentences, sentences[1:]))
     if strategy == "greedy":
         assert path.sentences[0] != path.sentences[-1]  # the test model tells the two ends apart
 

@@ -157,3 +157,36 @@ def test_the_collapse_warning_names_what_holds_the_kl_up():
     assert capacity.startswith("KL 14.9 is held up by the capacity target (C up to 15 nats), not by information")
     assert collapse_warning(0.01, 0, 32, ObjectiveConfig()).startswith("posterior collapse (KL 0.01 nats): 0/32")
     assert collapse_warning(0.01, 0, 32).startswith("posterior collapse")  # no objective given
+
+
+def test_active_units_of_categorical_latents_read_the_probabilities_not_the_argmax(corpus_tokenizer, corpus_sentences):
+    """E_q[z] of a categorical variable is its probability vector: a variable whose probabilities move across
+    sentences while its argmax never does is active (the one-hot ``mode`` would call it dead)."""
+    torch.manual_seed(0)
+    model = TextVAE.from_config(tiny_model_config(latent={"type": "gumbel", "category_sizes": [2, 3]}), corpus_tokenizer)
+    model.eval()
+    ids, lengths = model.tokenize(corpus_sentences)
+    seen = []
+    hook = model.latent.proj.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    with torch.no_grad():
+        model.posterior(ids, lengths)
+        hook.remove()
+        h = seen[0]
+        centre = h.mean(0)
+        direction = torch.pca_lowrank(h - centre, q=1, center=False)[2][:, 0]
+        spread = ((h - centre) @ direction).abs().max()
+        weight, bias = model.latent.proj.weight, model.latent.proj.bias
+        weight.zero_()
+        bias.zero_()
+        # variable 1: logit gap of category 0 over 1 in [0.05, 4.45]; variable 2: uniform (its argmax is category 0)
+        weight[0] = 2.2 * direction / spread
+        bias[0] = 2.25 - weight[0] @ centre
+        q = model.posterior(ids, lengths)
+    assert (q.logits[:, 0] > q.logits[:, 1]).all()
+    assert model.latent.mode(q).var(0).max() == 0  # the argmax never moves
+    assert 0.01 < float(q.probs[:, 0].var()) < 0.05
+    assert active_units(model, corpus_sentences) == 2  # both columns of variable 1, none of variable 2
+    stats = latent_statistics(model, corpus_sentences, seed=0)
+    assert stats.active_units == 2
+    assert torch.allclose(stats.means.float(), q.probs, atol=1e-6)
+    assert torch.allclose(posterior_means(model, corpus_sentences, batch_size=7), q.probs, atol=1e-6)

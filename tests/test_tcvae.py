@@ -37,16 +37,30 @@ def test_stratified_weights_are_a_distribution_over_the_batch():
     assert torch.allclose(w.diagonal(), torch.full((7,), 1 / 100, dtype=torch.float64))
 
 
-def test_identical_posteriors_carry_no_information_and_no_correlation():
-    """q(z|x) the same for every x: the aggregate q(z) equals it, so MI = 0 and TC = 0 under MSS (exactly, as
-    its weights sum to 1); MWS weighs the batch by 1/(NM) and reports MI = log N, its known offset."""
+@pytest.mark.parametrize("estimator", ["mws", "mss"])
+def test_identical_posteriors_carry_no_information_and_no_correlation(estimator):
+    """q(z|x) the same for every x: the aggregate q(z) equals it, so MI = 0 and TC = 0 exactly (both estimators'
+    weights sum to 1; Chen et al.'s MWS weights 1/(NM) would report MI = log N and TC = (D - 1) log N here)."""
     q = Normal(torch.tensor([0.5, -1.0]).expand(32, 2), torch.tensor([0.4, 1.2]).expand(32, 2))
     z = q.sample()
-    mss = tc_decomposition(q, z, dataset_size=500, estimator="mss")
-    assert torch.allclose(mss.mi, torch.zeros(32), atol=1e-4) and torch.allclose(mss.tc, torch.zeros(32), atol=1e-4)
-    mws = tc_decomposition(q, z, dataset_size=500, estimator="mws")
-    assert torch.allclose(mws.mi, torch.full((32,), math.log(500)), atol=1e-4)
-    assert torch.allclose(mws.tc, torch.full((32,), (2 - 1) * math.log(500)), atol=1e-4)  # (D - 1) log N
+    parts = tc_decomposition(q, z, dataset_size=500, estimator=estimator)
+    assert torch.allclose(parts.mi, torch.zeros(32), atol=1e-4) and torch.allclose(parts.tc, torch.zeros(32), atol=1e-4)
+    dim_kl = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1)  # q(z_d) = q(z_d|x): the whole KL is dimension-wise
+    assert torch.allclose(parts.dim_kl, dim_kl, atol=1e-4)
+
+
+@pytest.mark.parametrize("estimator", ["mws", "mss"])
+def test_terms_estimate_mi_tc_and_dimension_wise_kl_with_known_values(estimator):
+    """x -> mu ~ N(0, I_D), q(z|x) = N(mu, s^2 I): the aggregate is N(0, (1 + s^2) I), factorised, so
+    I(x; z) = D/2 log(1 + 1/s^2), TC = 0 and each dimension's KL(N(0, 1 + s^2) || N(0, 1)) = (s^2 - log(1 + s^2))/2.
+    A batch of 3000 posteriors is the data set (N = M); the shifted terms would be off by multiples of log 3000 = 8."""
+    torch.manual_seed(3)
+    dims, s, n = 2, 1.0, 3000
+    q = Normal(torch.randn(n, dims, dtype=torch.float64), torch.full((n, dims), s, dtype=torch.float64))
+    parts = tc_decomposition(q, q.sample(), dataset_size=n, estimator=estimator)
+    assert parts.mi.mean().item() == pytest.approx(dims / 2 * math.log(1 + 1 / s**2), abs=0.05)  # 0.693
+    assert parts.tc.mean().item() == pytest.approx(0.0, abs=0.05)
+    assert parts.dim_kl.mean().item() == pytest.approx(dims * (s**2 - math.log(1 + s**2)) / 2, abs=0.05)  # 0.307
 
 
 def test_total_correlation_sees_dependence_between_dimensions():

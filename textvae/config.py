@@ -209,8 +209,15 @@ class ObjectiveConfig(Checked):
     tc_alpha: float = bounded(1.0, 0)
     tc_gamma: float = bounded(1.0, 0)
     tc_estimator: str = choice("mws", "mws", "mss")  # minibatch weighted / stratified sampling estimate of q(z)
-    tc_dataset_size: int = bounded(0, 0)  # N, the number of training sentences; 0 uses the batch size (moves the reported
-    # MI/TC/dimension-wise split by constants; the gradients do not depend on it under mws)
+    tc_dataset_size: int = bounded(0, 0)  # mss: N, the number of training sentences; 0 uses the batch size (mws does not
+    # read it: its weights 1/M sum to 1; Chen et al.'s 1/(NM) only shift the reported terms by multiples of log N)
+
+    def check(self) -> None:
+        if self.free_bits > 0 and self.capacity > 0:  # capacity control replaces the hinged KL, free bits would do nothing
+            raise ConfigError(
+                f"model.objective.free_bits ({self.free_bits}) and model.objective.capacity ({self.capacity}) exclude "
+                "each other: capacity control penalises |KL - C| and ignores free bits; set one of them to 0"
+            )
 
 
 @dataclass

@@ -154,7 +154,9 @@ def _mixed_kl_term(
 @dataclass
 class TCDecomposition:
     """Per-example estimates (B,) whose sum is log q(z|x) - log p(z), the one-sample Monte Carlo KL:
-    ``mi`` = log q(z|x) - log q(z), ``tc`` = log q(z) - sum_d log q(z_d), ``dim_kl`` = sum_d log q(z_d) - log p(z_d)."""
+    ``mi`` = log q(z|x) - log q(z), ``tc`` = log q(z) - sum_d log q(z_d), ``dim_kl`` = sum_d log q(z_d) - log p(z_d),
+    with q(z) and q(z_d) estimated by weights that sum to 1 over the batch, so each term estimates the quantity it
+    names (batch means: E[mi] -> I(x; z), E[tc] -> TC, E[dim_kl] -> sum_d KL(q(z_d) || p(z_d)))."""
 
     mi: torch.Tensor
     tc: torch.Tensor
@@ -180,14 +182,20 @@ def _stratified_sampling_log_weights(batch: int, dataset_size: int, device, dtyp
 def tc_decomposition(q: Normal, z: torch.Tensor, dataset_size: int = 0, estimator: str = "mws") -> TCDecomposition:
     """Split KL(q(z|x) || p(z)) into index-code MI, total correlation and dimension-wise KL for a batch of
     Gaussian posteriors (B, D) and one sample z (B, D) each; q(z) is estimated on the minibatch with
-    ``estimator`` "mws" (weights 1/(N M)) or "mss" (stratified), N = ``dataset_size`` (0: the batch size)."""
+    ``estimator`` "mws" (weights 1/M, M = B) or "mss" (stratified), N = ``dataset_size`` (0: the batch size).
+
+    Chen et al.'s minibatch weighted sampling weighs each pair 1/(N M): weights that sum to 1/N, not 1, so its
+    log q(z) and each log q(z_d) read log N low, and its MI, TC and dimension-wise KL are shifted by log N,
+    (D - 1) log N and -D log N. The shifts are constants (the gradients are the same), so "mws" here uses the
+    weights 1/M that make each term an estimate of its quantity (exact when the batch is the whole data set);
+    N plays no part in it."""
     batch = z.size(0)
     n = dataset_size if dataset_size > 0 else batch
     # log q(z_i[d] | x_j)[d] for every pair (i, j): (B, B, D); the whole estimator rests on this matrix
     pair = Normal(q.loc.unsqueeze(0), q.scale.unsqueeze(0)).log_prob(z.unsqueeze(1))
     if estimator == "mws":
-        log_qz = torch.logsumexp(pair.sum(-1), dim=1) - math.log(batch * n)
-        log_qz_dims = torch.logsumexp(pair, dim=1) - math.log(batch * n)  # (B, D)
+        log_qz = torch.logsumexp(pair.sum(-1), dim=1) - math.log(batch)
+        log_qz_dims = torch.logsumexp(pair, dim=1) - math.log(batch)  # (B, D)
     elif estimator == "mss":
         if batch < 3:
             raise ValueError("minibatch stratified sampling needs a batch of at least 3")

@@ -14,8 +14,9 @@ negative entropy), so the estimator works for any bottleneck that implements the
 every sentence has the same posterior. Whole-set pooling bounds the estimate by log N (8.2 nats for PTB's test split).
 
 Active units (Burda et al. 2016; He et al. 2019): dimension d is active when Var_x(E_q(z|x)[z_d]) >= 0.01, the
-variance taken over the evaluation set with the N - 1 denominator, as He et al.; E_q[z] is ``Latent.mode``
-(the posterior mean for Gaussians).
+variance taken over the evaluation set with the N - 1 denominator, as He et al.; E_q[z] is ``Latent.mean``
+(the posterior mean for Gaussians, the category probabilities for categorical variables, not the argmax one-hot
+code that ``Latent.mode`` decodes from).
 """
 
 from __future__ import annotations
@@ -120,9 +121,9 @@ def active_units_from_means(means: torch.Tensor, threshold: float = ACTIVE_THRES
 
 
 def posterior_means(model, sentences: EvalData, batch_size: int = 256) -> torch.Tensor:
-    """E_q[z] (``Latent.mode``) per sentence, (N, D), in input order."""
+    """E_q[z] (``Latent.mean``) per sentence, (N, D), in input order."""
     qs, batches = posteriors(model, sentences, batch_size)
-    return gather_rows([model.latent.mode(q) for q in qs], batches)
+    return gather_rows([model.latent.mean(q) for q in qs], batches)
 
 
 def active_units(model, sentences: EvalData, threshold: float = ACTIVE_THRESHOLD, batch_size: int = 256) -> int:
@@ -171,7 +172,7 @@ def latent_statistics(
     encoder pass and MI; None: on a terminal only)."""
     qs, batches = posteriors(model, sentences, batch_size, progress)
     latent = model.latent
-    means = gather_rows([latent.mode(q) for q in qs], batches)
+    means = gather_rows([latent.mean(q) for q in qs], batches)
     kl_per_dim = gather_rows([latent.kl_per_dim(q) for q in qs], batches).double()
     with evaluation_context(model, seed):
         mi = mutual_information_from_posteriors(latent, qs, num_samples, progress)

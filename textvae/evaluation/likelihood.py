@@ -285,6 +285,6 @@ def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
             tokens += float(out.num_tokens)
             sentences += out.rec.numel()
             if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
-                out.z_mean = model.latent.mode(model.posterior(batch["input_ids"], batch["lengths"]))
+                out.z_mean = model.latent.mean(model.posterior(batch["input_ids"], batch["lengths"]))
             means.append(out.z_mean.float().cpu())
     return ForwardELBO(rec=rec, kl=kl, num_tokens=tokens, num_sentences=int(sentences), means=torch.cat(means))

@@ -29,7 +29,8 @@ class VAEOutput:
     """What a forward pass returns: the scalar loss and its named terms.
 
     Shapes: ``rec``, ``kl``: (B,) per sentence, in nats; ``kl_per_dim``: (B, D); ``z``: (B, D); ``z_mean``: (B, D),
-    the posterior's mean or mode (``Latent.mode``, no gradient), which validation reads for active units.
+    E_q[z] (``Latent.mean``: category probabilities, not the one-hot mode; no gradient), which validation reads
+    for active units.
     """
 
     loss: torch.Tensor

@@ -114,7 +114,7 @@ class TextVAE(BaseVAE):
             capacity=term.capacity,
             num_tokens=(lengths - 1).sum(),
             z=z,
-            z_mean=self.latent.mode(q).detach(),
+            z_mean=self.latent.mean(q).detach(),
             temperature=temperature,
             discrete_kl_weight=term.discrete_kl_weight,
             discrete_capacity=term.discrete_capacity,

@@ -65,6 +65,11 @@ class Latent(nn.Module):
         """The point code of a posterior (the mean for Gaussians): what ``encode`` returns."""
         raise NotImplementedError
 
+    def mean(self, q: torch.distributions.Distribution) -> torch.Tensor:
+        """E_q[z] in code space (B, D): the Gaussian mean, the category probabilities of a categorical variable
+        (not ``mode``'s argmax one-hot); what active units are counted on."""
+        return q.mean
+
 
 @LATENTS.register("gaussian")
 class GaussianLatent(Latent):
@@ -102,6 +107,9 @@ class GaussianLatent(Latent):
         return torch.randn(n, self.size, device=device, generator=generator)
 
     def mode(self, q: Normal) -> torch.Tensor:
+        return q.loc
+
+    def mean(self, q: Normal) -> torch.Tensor:
         return q.loc
 
 
@@ -319,6 +327,9 @@ class JointLatent(Latent):
 
     def mode(self, q: JointPosterior) -> torch.Tensor:
         return torch.cat([self.continuous.mode(q.continuous), self.discrete.mode(q.discrete)], dim=-1)
+
+    def mean(self, q: JointPosterior) -> torch.Tensor:
+        return torch.cat([self.continuous.mean(q.continuous), self.discrete.mean(q.discrete)], dim=-1)
 
     def indices(self, z: torch.Tensor) -> torch.Tensor:
         """Category index of each categorical variable: (…, V) long."""
