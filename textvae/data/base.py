@@ -66,9 +66,7 @@ class PreparedData:
     def describe(self) -> str:
         """What a run trains on, in a few lines: split sizes, the tokenizer and the length limit."""
         sizes = ", ".join(f"{split} {len(self.datasets[split]):,}" for split in SPLITS)
-        describe = getattr(self.tokenizer, "describe", None)
-        tokenizer = describe() if describe is not None else repr(self.tokenizer)
-        return f"data: {self.corpus.name} ({sizes} examples)\n{tokenizer}\n{self.length_note}"
+        return f"data: {self.corpus.name} ({sizes} examples)\n{self.tokenizer.describe()}\n{self.length_note}"
 
     def model_config(self, config: Config) -> Config:
         """``config`` with ``model.max_length`` set to the limit the data was fitted to (derived when it was None)."""
