@@ -21,6 +21,10 @@ from .common import (
 )
 
 
+UNRELIABLE_SHARE = 0.1
+"""Share of sentences with Pareto k-hat above 0.7 beyond which the summary warns that the IW-NLL is unreliable."""
+
+
 def evaluation_parser(prog: str = "textvae evaluate") -> argparse.ArgumentParser:
     parser = CommandParser(
         prog=prog,
@@ -142,11 +146,14 @@ def _evaluate(argv: Optional[Sequence[str]]) -> int:
     timings["elbo"] = time.perf_counter() - start
     if args.num_samples:
         start = time.perf_counter()
-        nll = likelihood.importance_weighted_nll(model, sentences, num_samples=args.num_samples,
-                                                 batch_size=args.batch_size, seed=args.seed, progress=progress)
-        figures = likelihood.perplexities(nll, tokens, words)
+        estimate = likelihood.importance_weighted_estimate(model, sentences, num_samples=args.num_samples,
+                                                           batch_size=args.batch_size, seed=args.seed,
+                                                           progress=progress)
+        figures = likelihood.perplexities(estimate.nll, tokens, words)
         metrics |= {"nll": figures["nll"], "ppl_per_token": figures["ppl_per_token"],
-                    "ppl_per_word": figures["ppl_per_word"], "iw_num_samples": args.num_samples}
+                    "ppl_per_word": figures["ppl_per_word"], "iw_num_samples": args.num_samples,
+                    "iw_convergence": estimate.convergence()}
+        metrics["iw_convergence"]["elbo_gap"] = metrics["nll_elbo"] - metrics["nll"]
         timings["iw_nll"] = time.perf_counter() - start
         say(f"IW-NLL {metrics['nll']:.2f}, PPL per word {metrics['ppl_per_word']:.2f}, per token "
             f"{metrics['ppl_per_token']:.2f} (K={args.num_samples}, {timings['iw_nll']:.0f} s)")
@@ -159,6 +166,14 @@ def _evaluate(argv: Optional[Sequence[str]]) -> int:
     warning = collapse_warning(stats.kl, stats.active_units, metrics["latent_size"], model.config.objective,
                                stats.mutual_information)
     metrics["warnings"] = [warning] if warning else []
+    if args.num_samples and metrics["iw_convergence"]["unreliable_fraction"] > UNRELIABLE_SHARE:
+        conv = metrics["iw_convergence"]
+        metrics["warnings"].append(
+            f"the IW-NLL is unreliable for {conv['unreliable_fraction']:.0%} of the sentences (Pareto k-hat above "
+            f"{conv['pareto_k_threshold']} at K={args.num_samples}; effective sample size median {conv['ess_median']:.1f}): "
+            "q(z|x) is narrower than the posterior there, so the NLL can sit well above log p(x) and more "
+            "samples close the gap only slowly"
+        )
     timings["latent_stats"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -219,6 +234,13 @@ def _summary(metrics: dict, out: Path) -> str:
         rows += [(f"IW-NLL (K={metrics['iw_num_samples']})", f"{metrics['nll']:.3f} nats/sentence"),
                  ("PPL per word", f"{metrics['ppl_per_word']:.3f}  (compares across tokenizers)"),
                  ("PPL per token", f"{metrics['ppl_per_token']:.3f}")]
+        conv = metrics["iw_convergence"]
+        path = ", ".join(f"K={k} {v:.2f}" for k, v in conv["nll_by_samples"].items())
+        rows += [("IW-NLL by samples", f"{path}  (-ELBO - IW-NLL = {conv['elbo_gap']:.2f})"),
+                 ("effective samples", f"mean {conv['ess_mean']:.1f}, median {conv['ess_median']:.1f} of "
+                                       f"{metrics['iw_num_samples']}"),
+                 ("Pareto k-hat", f"median {conv['pareto_k_median']:.2f}; above {conv['pareto_k_threshold']} (unreliable) for "
+                                  f"{conv['unreliable_fraction']:.1%} of sentences")]
     rows += [("-ELBO", f"{metrics['nll_elbo']:.3f} (PPL <= {metrics['ppl_elbo_per_word']:.2f} per word, "
                        f"{metrics['ppl_elbo_per_token']:.2f} per token)"),
              ("rec", f"{metrics['rec']:.3f}"), ("KL", f"{metrics['kl']:.3f}"),

@@ -42,9 +42,12 @@ from .latent_stats import (
     posteriors,
     unit_variances,
 )
+from .importance import effective_sample_size, pareto_k
 from .likelihood import (
     ELBOTerms,
+    IWEstimate,
     elbo_terms,
+    importance_weighted_estimate,
     importance_weighted_nll,
     perplexity,
     perplexity_from_nll,
@@ -91,6 +94,10 @@ __all__ = [
     "eval_batches",
     "format_path",
     "importance_weighted_nll",
+    "importance_weighted_estimate",
+    "IWEstimate",
+    "effective_sample_size",
+    "pareto_k",
     "interpolation_points",
     "kl_per_dimension",
     "latent_path",
