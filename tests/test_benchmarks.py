@@ -78,3 +78,30 @@ def test_output_layer_benchmark_writes_both_timings(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["tokens"] for r in rows] == [9, 16]
     assert all(r["plain_s"] > 0 and r["fused_s"] > 0 and r["ratio"] == r["fused_s"] / r["plain_s"] for r in rows)
+
+
+def test_iw_speed_implementations_agree_and_count_flops(tokenizer):
+    """The IW speed benchmark's three paths score the same NLL: exactly the library's for the previous path (same
+    samples), and the exact likelihood for He et al.'s loop on a model whose q is the prior and whose decoder
+    ignores z; its FLOP count is encoder once plus decoder per sample."""
+    import numpy as np
+    import torch
+
+    from textvae.evaluation.likelihood import importance_weighted_nll
+
+    from .conftest import SENTENCES
+    from .test_likelihood import exact_nll, ignoring_z, informative
+
+    iw_speed = load_script("iw_speed")
+    model = informative(tokenizer)
+    ours = iw_speed.library(model, SENTENCES, 7)
+    assert torch.allclose(iw_speed.previous(model, SENTENCES, 7), ours, atol=1e-4)
+    assert torch.equal(ours, importance_weighted_nll(model, SENTENCES, 7, seed=0))
+    exact = ignoring_z(tokenizer)
+    assert torch.allclose(iw_speed.li_et_al(exact, SENTENCES, 5, chunk=2), exact_nll(exact, SENTENCES), atol=1e-4)
+    words = np.array([len(ids) for ids in model.token_ids(SENTENCES)], dtype=np.float64)
+    c = model.config
+    encoder = np.sum((words + 2) * 2 * 4 * 12 * (8 + 12) + 2 * 2 * 4 * 12)
+    decoder = np.sum((words + 1) * (2 * 4 * 12 * (8 + 4 + 12) + 2 * 12 * tokenizer.vocab_size) + 2 * 4 * 12)
+    assert c.encoder.hidden_size == 12 and c.latent.size == 4 and c.decoder.z_mode == "init+concat"
+    assert iw_speed.forward_flops(model, SENTENCES, 3) == encoder + 3 * decoder

@@ -69,6 +69,23 @@ def test_gradient_free_path_runs_in_blocks(monkeypatch):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradient_free_path_survives_targets_far_below_the_best_logit(dtype):
+    """The evaluation path shifts logits by the target's: a token 40 nats below the best keeps that shift, one
+    200 nats below (exp would overflow) is recomputed with the column maximum; both equal the plain ops."""
+    h, w, b, t = leaves(tokens=24, dtype=dtype)
+    with torch.no_grad():
+        b = b.clone()
+        b[t[3]] -= 40.0  # a confident miss
+        b[t[5]] -= 200.0  # beyond any shift's headroom
+        b[t[9]] += 300.0  # a target far above the others: the sum is 1 + a vanishing rest
+        got = linear_cross_entropy(h.detach(), w.detach(), b, t)
+        expected = plain(h.detach(), w.detach(), b, t)
+    assert expected[5] > 150 and expected[3] > 30 and expected[9] < 1e-6
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-5, atol=1e-4)
+
+
 def test_autocast_falls_back_to_plain_ops():
     h, w, b, t = leaves()
     with torch.autocast("cpu", dtype=torch.bfloat16):

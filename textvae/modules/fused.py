@@ -18,6 +18,9 @@ from torch import nn
 
 # Tokens per block of the gradient-free path (evaluation): bounds the (vocabulary x tokens) logits it holds at once.
 EVAL_BLOCK_TOKENS = 4096
+# Largest -log softmax the evaluation path computes with the target's logit as the shift (see ``_evaluation_nll``):
+# a sum of at most V terms each below exp(60) stays far inside float32's range (3.4e38 ~ exp(88)).
+SHIFT_HEADROOM = 60.0
 # Token and width counts are padded to multiples of this in the matrix products (see ``_logits_t``).
 ALIGN = 8
 
@@ -126,11 +129,45 @@ def linear_cross_entropy(
     if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
         return _LinearCrossEntropy.apply(hidden, weight, bias, targets)
     with torch.no_grad():
-        blocks = [
-            _nll_and_exp_(_logits_t(block, weight, bias)[:, : block.size(0)], block_targets)[0]
-            for block, block_targets in zip(hidden.split(EVAL_BLOCK_TOKENS), targets.split(EVAL_BLOCK_TOKENS))
-        ]
-    return torch.cat(blocks)
+        return _evaluation_nll(hidden, weight, bias, targets)
+
+
+def _with_bias_column(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """[W b 0..] (V, H') with H' = H + 1 rounded up to ``ALIGN``: the bias enters the product through a column of
+    ones in the hidden states, so no pass over the (V, T) logits adds it."""
+    vocab, size = weight.shape
+    augmented = weight.new_zeros(vocab, _round_up(size + 1))
+    augmented[:, :size] = weight
+    if bias is not None:
+        augmented[:, size] = bias
+    return augmented
+
+
+def _evaluation_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """The gradient-free path, in blocks of ``EVAL_BLOCK_TOKENS`` tokens: -log softmax at the target is
+    log sum_v exp(logit_v - logit_target), so each block's (V, T) logits are shifted by the target's logit, not by
+    their column maximum (no pass to find it), exponentiated in place and summed: three passes over the block after
+    the product, against six with the bias added and the maximum subtracted. The shift is safe while no logit
+    exceeds the target's by more than ``SHIFT_HEADROOM`` nats (float32 exp overflows past 88); columns beyond it, or
+    not finite, are recomputed with the column maximum."""
+    augmented = _with_bias_column(weight, bias)
+    size = hidden.size(1)
+    out = []
+    for block, block_targets in zip(hidden.split(EVAL_BLOCK_TOKENS), targets.split(EVAL_BLOCK_TOKENS)):
+        tokens = block.size(0)
+        right = block.new_zeros(_round_up(tokens), augmented.size(1))  # (T', H'): [h 1 0..] rows, zero rows after
+        right[:tokens, :size] = block
+        right[:tokens, size] = 1.0
+        logits_t = (augmented @ right.t())[:, :tokens]  # (V, T)
+        columns = torch.arange(tokens, device=block.device)
+        target_logits = logits_t[block_targets, columns]
+        nll = logits_t.sub_(target_logits).exp_().sum(0).log_()
+        unsafe = ~(nll < SHIFT_HEADROOM)  # overflowed, NaN, or too close to it for the sum's precision
+        if bool(unsafe.any()):
+            index = unsafe.nonzero(as_tuple=True)[0]
+            nll[index] = _plain(block[index], weight, bias, block_targets[index]).to(nll.dtype)
+        out.append(nll)
+    return torch.cat(out)
 
 
 class Dropout(nn.Dropout):
