@@ -98,6 +98,22 @@ def test_disjoint_examples_carry_the_turns_an_earlier_window_models(tokenizer):
     assert [e.context_only for e in overlapping] == [0, 0, 0, 0]
 
 
+def test_vhred_and_cvae_data_score_the_same_response_pairs(tmp_path):
+    folder = write_jsonl_corpus(tmp_path / "d")
+    cvae = prepare_data(jsonl_config(folder, dialogue=DialogueDataConfig(max_turns=2)), max_length=16)
+    vhred = prepare_data(jsonl_config(folder, dialogue=DialogueDataConfig(max_turns=2, windows="disjoint")),
+                         max_length=16)
+    assert len(vhred.datasets["test"]) == 2 + 1 + 2 < len(cvae.datasets["test"])  # trained on windows
+    for split in ("valid", "test"):
+        (pairs, texts), (theirs, their_texts) = vhred.response_pairs(split), cvae.response_pairs(split)
+        assert len(pairs) == 3 + 1 + 4  # every utterance after the first, with its up to 2 previous turns
+        assert pairs.examples == theirs.examples and texts == their_texts
+        assert [t.response for t in texts] == [t.response for t in cvae.texts[split]]
+        assert all(e.context_only == 0 for e in pairs.examples)
+    assert vhred.response_pairs("test")[0] is vhred.response_pairs("test")[0]  # built once
+    assert cvae.response_pairs("test")[0] is cvae.datasets["test"]
+
+
 def test_missing_folder_or_file_names_the_path(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="nowhere"):
         load_corpus(jsonl_config(tmp_path / "nowhere"))

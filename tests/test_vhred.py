@@ -1,13 +1,18 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from textvae import load_pretrained
-from textvae.config import ConfigError
+from textvae.config import ConfigError, DialogueDataConfig
+from textvae.data.pipeline import prepare_data
+from textvae.evaluation.summary import print_dialogue_summary
 from textvae.models import VHRED, BaseVAE
 from textvae.models.hierarchical import append_response
 from textvae.training.trainer import train
 
 from .test_cvae import batch_of, dialogue_data, tiny_cvae_config, tiny_dialogue_run_config  # noqa: F401  (the module-scoped fixture)
+from .test_dialogue_data import jsonl_config, write_jsonl_corpus
 
 
 def build(data, **dialogue) -> VHRED:
@@ -79,3 +84,18 @@ def test_trainer_trains_a_tiny_vhred_on_disjoint_windows(tmp_path):
     assert result.valid["sentences"] == 2 + 1 + 2
     model = load_pretrained(result.final_dir)
     assert isinstance(model, VHRED) and len(model.respond([["hello there ."]], num_samples=2, seed=0)[0]) == 2
+
+
+def test_closing_summary_scores_every_response_not_the_training_windows(tmp_path, capsys):
+    config = jsonl_config(write_jsonl_corpus(tmp_path / "d"), dialogue=DialogueDataConfig(max_turns=2, windows="disjoint"))
+    data = prepare_data(config, max_length=16)
+    assert len(data.datasets["test"]) == 5  # windows
+    folder = build(data).save_pretrained(tmp_path / "best")
+    state = SimpleNamespace(step=3, best_elbo=-30.0, best_step=3)
+    valid = {"elbo": -30.0, "rec": 28.0, "kl": 2.0, "ppl_bound": 50.0}
+    print_dialogue_summary(SimpleNamespace(best_dir=folder, final_dir=folder, valid=valid, state=state), data)
+    out = capsys.readouterr().out
+    assert "test, first 8 contexts" in out  # every response after a dialogue's first utterance, as a CVAE's
+    references = [line.split("reference: ", 1)[1] for line in out.splitlines() if "reference: " in line]
+    assert references == [t.response for t in data.response_pairs("test")[1][:3]]
+    assert references == ["hi , how are you ?", "fine , thanks .", "good to hear ."]

@@ -329,13 +329,35 @@ class DialogueDataset(Dataset):
 
 @dataclass
 class DialogueData(PreparedData):
-    """A dialogue corpus with its tokenizer, tokenized examples per split and their text (``texts``)."""
+    """A dialogue corpus with its tokenizer, tokenized examples per split and their text (``texts``); with
+    ``disjoint`` windows (VHRED) the examples are windows, and ``response_pairs`` gives every (context, response)
+    pair for evaluation."""
 
     texts: dict[str, list[DialogueText]] = field(default_factory=dict)
+    max_turns: int = 10
+    overlong: str = "truncate"
+    disjoint: bool = False
+    pairs: dict[str, tuple[DialogueDataset, list[DialogueText]]] = field(default_factory=dict, repr=False)
 
     def sentences(self, split: str) -> list[str]:
         """The reference responses of ``split``, aligned with ``datasets[split]``."""
         return [t.response for t in self.texts[split]]
+
+    def response_pairs(self, split: str) -> tuple[DialogueDataset, list[DialogueText]]:
+        """Every response of ``split``'s dialogues with its up to ``max_turns`` previous turns as context, and their
+        text: the examples every dialogue model is scored on, whatever windows it was trained with (the
+        ``datasets[split]`` themselves unless windows are disjoint; built once, with the same tokenizer and length
+        handling)."""
+        if not self.disjoint:
+            return self.datasets[split], self.texts[split]
+        if split not in self.pairs:
+            examples, texts, report = dialogue_examples(
+                self.corpus.dialogues[split], self.tokenizer, self.max_length, self.max_turns, self.overlong, split
+            )
+            warn_length_report(report, f"{split} response pairs")
+            check_kept(report, f"{split} response pair")
+            self.pairs[split] = (DialogueDataset(examples), texts)
+        return self.pairs[split]
 
 
 def dialogue_examples(
@@ -378,12 +400,13 @@ def prepare_dialogue_data(
     train_lengths = [len(ids) for d in corpus.dialogues["train"] for ids in tokenizer.batch_encode(d.turns)]
     limit, note = resolve_max_length(max_length, train_lengths, what="utterance")
     datasets, reports, texts = {}, {}, {}
+    disjoint = config.dialogue.windows == "disjoint"
     for split in SPLITS:
         examples, texts[split], reports[split] = dialogue_examples(
-            corpus.dialogues[split], tokenizer, limit, config.dialogue.max_turns, overlong, split,
-            disjoint=config.dialogue.windows == "disjoint",
+            corpus.dialogues[split], tokenizer, limit, config.dialogue.max_turns, overlong, split, disjoint=disjoint,
         )
         warn_length_report(reports[split], split)
         check_kept(reports[split], split)
         datasets[split] = DialogueDataset(examples)
-    return DialogueData(corpus, tokenizer, datasets, reports, max_length=limit, length_note=note, texts=texts)
+    return DialogueData(corpus, tokenizer, datasets, reports, max_length=limit, length_note=note, texts=texts,
+                        max_turns=config.dialogue.max_turns, overlong=overlong, disjoint=disjoint)

@@ -52,7 +52,8 @@ def print_summary(result, data) -> None:
 
 def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, scored: int = 50) -> None:
     """Valid figures, responses from several z for a few test contexts, and the response metrics of the first
-    ``scored`` test contexts (10 samples each; see ``evaluation.dialogue``)."""
+    ``scored`` test (context, response) pairs (``DialogueData.response_pairs``; 10 samples each; see
+    ``evaluation.dialogue``)."""
     from .dialogue import evaluate_responses  # nltk, loaded when a dialogue run ends
 
 
@@ -63,7 +64,9 @@ def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, sc
     unit = "window of turns" if model.config.model_type == "vhred" else "response"
     print(f"valid at step {state.step}: ELBO {v['elbo']:.3f} nats/{unit} (rec {v['rec']:.3f}, KL {v['kl']:.3f}), "
           f"PPL per token <= {v['ppl_bound']:.2f}")
-    texts = data.texts["test"][:contexts]
+    # every model type is scored on the same (context, response) pairs, not on the windows it was trained with
+    pairs, pair_texts = data.response_pairs("test")
+    texts = pair_texts[:contexts]
     if model.config.dialogue.condition == "label":
         responses = model.respond(labels=[max(0, t.act if model.config.dialogue.act_label == "act" else t.emotion)
                                           for t in texts], num_samples=samples, seed=0)
@@ -75,7 +78,7 @@ def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, sc
         print(f"  reference: {text.response}")
         for option in options:
             print(f"    -> {option}")
-    metrics, _ = evaluate_responses(model, data.datasets["test"], num_samples=10, iw_samples=10, limit=scored)
+    metrics, _ = evaluate_responses(model, pairs, num_samples=10, iw_samples=10, limit=scored)
     m = metrics
     print(f"\ntest, first {m.contexts} contexts, 10 samples each: BLEU recall {m.bleu_recall:.3f} precision "
           f"{m.bleu_precision:.3f} F1 {m.bleu_f1:.3f} (smoothed sentence BLEU); distinct-1/2 within "
