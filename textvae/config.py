@@ -255,6 +255,24 @@ class ModelConfig(Checked):
     # what happens to longer sentences, everywhere: truncate them; drop them from corpus splits (the API, which must
     # answer for every sentence it is given, then raises InputError); or raise an error naming the sentence
     overlong: str = choice("truncate", "truncate", "drop", "error")
+    # initialisation of a fresh model: each module's own (default), or every parameter of the model (encoder,
+    # latent heads, decoder, output layer; weights and biases) uniform in +-init_range and every embedding in
+    # +-embedding_range (padding rows stay 0), as He et al. 2019 and Li et al. 2019 do. uniform is for RNN
+    # (lstm, gru) encoders and decoders: it would flatten a transformer's LayerNorm gains and erase pretrained weights
+    init: str = choice("default", "default", "uniform")
+    init_range: float = bounded(0.01, 0, above=True)
+    embedding_init_range: float = bounded(0.1, 0, above=True)
+
+    def check(self) -> None:
+        if self.init != "uniform":
+            return
+        parts = [("model.decoder.type", self.decoder.type)]
+        if self.latent.type != "none":  # a language model builds no encoder
+            parts.insert(0, ("model.encoder.type", self.encoder.type))
+        for key, kind in parts:
+            if kind not in ("lstm", "gru"):
+                raise ConfigError(f"model.init: uniform is for RNN encoders and decoders (lstm, gru), but {key} is "
+                                  f"{kind!r}; use model.init: default")
 
 
 @dataclass
