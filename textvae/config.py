@@ -257,7 +257,7 @@ class ModelConfig(Checked):
     overlong: str = choice("truncate", "truncate", "drop", "error")
     # initialisation of a fresh model: each module's own (default), or every parameter of the model (encoder,
     # latent heads, decoder, output layer; weights and biases) uniform in +-init_range and every embedding in
-    # +-embedding_range (padding rows stay 0), as He et al. 2019 and Li et al. 2019 do. uniform is for RNN
+    # +-embedding_init_range (padding rows stay 0), as He et al. 2019 and Li et al. 2019 do. uniform is for RNN
     # (lstm, gru) encoders and decoders: it would flatten a transformer's LayerNorm gains and erase pretrained weights
     init: str = choice("default", "default", "uniform")
     init_range: float = bounded(0.01, 0, above=True)
