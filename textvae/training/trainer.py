@@ -232,8 +232,8 @@ def train(
     ``best/`` (the model folder with the best validation ELBO, or reconstruction with ``train.select_on: rec``) and
     ``final/``, holding ``run.lock`` meanwhile (a second run on the folder gets a ``TrainingError``). With
     ``train.lr_schedule: plateau`` the run may end before max_steps, after ``train.plateau_max_decays`` decays (an
-    ``early_stop`` log event; its last checkpoint and ``final/`` hold the best weights the last decay reloaded). With ``resume=True`` it continues from the newest complete
-    checkpoint there, at the same step, batch, optimizer state and random state; the model and data settings must
+    ``early_stop`` log event; its last checkpoint and ``final/`` hold the best weights the last decay reloaded).
+    With ``resume=True`` it continues from the newest complete checkpoint there, at the same step, batch, optimizer state and random state; the model and data settings must
     be the run's (``CheckpointError`` otherwise). Steps with a non-finite loss or gradient norm are skipped, and
     non-finite weights are never saved (``TrainingError``).
 
