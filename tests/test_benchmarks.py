@@ -1,6 +1,7 @@
 """The benchmark scripts' experiment definitions stay valid (their full runs need ../shared data and hours)."""
 
 import importlib.util
+from dataclasses import asdict
 from pathlib import Path
 
 from textvae.config import load_config
@@ -31,12 +32,46 @@ def test_every_ptb_row_is_a_valid_config_with_a_budget_scaled_schedule():
     assert load_config(ptb.CONFIGS / rows["lstm_lm"][0], rows["lstm_lm"][1]).model.latent.type == "none"
 
 
-def test_ptb_table_lists_our_rows_beside_the_published_ones():
+def test_ptb_paper_rows_train_the_same_objectives_the_papers_way():
     ptb = load_script("ptb")
-    row = {"ppl": 120.5, "mi": 1.5, "au": 7, "kl": 2.0, "nll": 105.0}
-    table = ptb.format_table({"rows": {"annealing": row}})
-    assert "| annealing | 120.50 | 1.50 | 7 | 2.00 | 105.00 | 101.40 / 0.00 / 0 / 0.00 / 101.20 |" in table
-    assert "lstm_lm (not run)" in table
+    adam, paper = ptb.variants(400), ptb.paper_variants(400)
+    assert set(paper) == set(adam) - {"transformer"}
+    for name, (config_file, overrides) in paper.items():
+        config = load_config(ptb.CONFIGS / config_file, [*overrides, "train.max_steps=400"])
+        ours = load_config(ptb.CONFIGS / adam[name][0], [*adam[name][1], "train.max_steps=400"])
+        train = config.train
+        assert (train.optimizer, train.momentum, train.lr_schedule, config.model.init) == ("sgd", 0.0, "plateau", "uniform")
+        assert train.learning_rate == (1.0 if name == "lstm_lm" else 0.5), name
+        assert train.eval_every == 40 and train.plateau_start == 200, name  # 10 validations; no decay in the first half
+        assert config.model.latent == ours.model.latent and config.model.decoder == ours.model.decoder, name
+        if name != "lstm_lm":  # the row's objective, a linear warm-up capped at a quarter of the budget
+            objective, expected = asdict(config.model.objective), asdict(ours.model.objective)
+            if expected["kl_schedule"] != "linear":  # unused by the other schedules
+                del objective["kl_warmup_steps"], expected["kl_warmup_steps"]
+            assert objective == expected, name
+    # at the papers' budget the paper configs' epoch-based settings stand
+    long = ptb.paper_variants(200000)["annealing"][1]
+    assert "train.eval_every=1315" in long and "model.objective.kl_warmup_steps=13150" in long
+
+
+def test_ptb_table_lists_our_rows_beside_the_published_ones_with_the_gaps():
+    ptb = load_script("ptb")
+    rows = {
+        "lstm_lm (paper)": {"row": "lstm_lm", "recipe": "paper", "ppl": 110.0, "mi": None, "au": None, "kl": 0.0,
+                            "nll": 103.0, "elbo_nll": 103.0},
+        "annealing": {"row": "annealing", "recipe": "adam", "ppl": 120.5, "mi": 1.5, "au": 7, "kl": 2.0, "nll": 105.0,
+                      "elbo_nll": 106.25},
+        "annealing (paper)": {"row": "annealing", "recipe": "paper", "ppl": 115.0, "mi": 0.5, "au": 2, "kl": 1.0,
+                              "nll": 104.0, "elbo_nll": 104.5},
+    }
+    ptb.add_gaps(rows)
+    assert rows["annealing (paper)"]["lm_gap"] == 1.0 and rows["annealing (paper)"]["elbo_gap"] == 0.5
+    assert rows["annealing"]["lm_nll"] is None and rows["annealing"]["elbo_gap"] == 1.25  # no adam LM row was run
+    table = ptb.format_table({"rows": rows})
+    assert "| annealing | 120.50 | 1.50 | 7 | 2.00 | 105.00 | – | – | 1.25 | 101.40 / 0.00 / 0 / 0.00 / 101.20 |" in table
+    assert "| annealing (paper) | 115.00 | 0.50 | 2 | 1.00 | 104.00 | 103.00 | 1.00 | 0.50 | 101.40 /" in table
+    assert "| lstm_lm (paper) | 110.00 | – | – | 0.00 | 103.00 | 103.00 | 0.00 | 0.00 | 100.47 /" in table
+    assert "lstm_lm (not run)" not in table and "transformer (not run)" in table
 
 
 def test_throughput_times_both_steps_and_counts_lstm_flops(tmp_path):

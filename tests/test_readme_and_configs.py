@@ -25,7 +25,8 @@ def test_config_file_loads_and_builds(path, tokenizer):
         config = load_config(path, ["model.max_length=16"])
     model = BaseVAE.from_config(config, tokenizer)
     latent = config.model.latent
-    expected = {"gaussian": latent.size, "gumbel": sum(latent.category_sizes), "joint": latent.size + sum(latent.category_sizes)}
+    expected = {"gaussian": latent.size, "gumbel": sum(latent.category_sizes), "joint": latent.size + sum(latent.category_sizes),
+                "none": 0}
     assert model.latent.code_size == expected[latent.type]
 
 

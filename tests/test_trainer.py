@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from textvae import load_config, load_pretrained
 from textvae.config import TrainConfig
 from textvae.training.checkpoint import latest_checkpoint, list_checkpoints, read_trainer_state
-from textvae.errors import CheckpointError, DataError
+from textvae.errors import CheckpointError, ConfigError, DataError
 from textvae.models.base import BaseVAE
 from textvae.cli.train import trained_line
 from textvae.training.trainer import TrainingError, learning_rate, train
@@ -590,3 +590,128 @@ def test_default_intervals_give_about_ten_validations_and_explicit_ones_are_kept
     assert [r["step"] for r in read_log(tmp_path / "set") if r.get("split") == "valid"] == [7, 14, 20]
     assert "validation every 7 steps, a checkpoint every 15 steps\n" in capsys.readouterr().out
     assert TrainConfig(max_steps=5).eval_every is None
+
+
+# ---------------------------------------------------------------- plateau decay (He et al. 2019, Li et al. 2019)
+
+PLATEAU = ["train.lr_schedule=plateau", "train.optimizer=sgd", "train.momentum=0.9", "train.learning_rate=0.5",
+           "train.plateau_patience=2", "train.plateau_factor=0.5", "train.plateau_max_decays=2",
+           "train.eval_every=2", "train.keep_checkpoints=50", "train.max_steps=40"]
+# validation ELBOs at steps 2, 4, 6, ...: best at 4; steps 6 and 8 worse than 4 -> decay 1 at step 8 (reload step 4,
+# reference 9.6); 10 beats the reference and is a new best; 12 and 14 worse -> decay 2 at step 14 (reload step 10),
+# the second of plateau_max_decays=2: the run stops at step 14
+SCRIPT = [-10.0, -9.0, -9.5, -9.6, -8.5, -8.7, -8.8] + [-1.0] * 20
+
+
+def scripted_validation(monkeypatch, start=0):
+    """The trainer's validation, computed as usual but reporting the ELBOs of ``SCRIPT`` from index ``start`` on."""
+    import textvae.training.trainer as trainer
+
+    real, calls = trainer.isolated_evaluation, iter(range(start, len(SCRIPT)))
+
+    def scripted(model, loader, seed):
+        return {**real(model, loader, seed), "elbo": SCRIPT[next(calls)]}
+
+    monkeypatch.setattr(trainer, "isolated_evaluation", scripted)
+
+
+def weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_plateau_decays_reloads_the_best_weights_resets_the_optimizer_and_stops(tmp_path, monkeypatch):
+    scripted_validation(monkeypatch)
+    result = train(tiny_config(tmp_path, "p", *PLATEAU, "train.checkpoint_every=2"), progress=False)
+    out, ckpts = tmp_path / "p", tmp_path / "p" / "checkpoints"
+    records = read_log(out)
+    decays = [r for r in records if r.get("event") == "lr_decay"]
+    assert [(r["step"], r["lr"], r["decays"], r["reloaded_step"]) for r in decays] == [(8, 0.25, 1, 4), (14, 0.125, 2, 10)]
+    stops = [r for r in records if r.get("event") == "early_stop"]
+    assert [r["step"] for r in stops] == [14] and "plateau_max_decays" in stops[0]["reason"]
+    assert result.state.step == 14 and result.state.stop_reason and result.state.plateau_decays == 2
+    assert max(r["step"] for r in records if r.get("split") == "train") == 14  # no step after the stop
+    lrs = {r["step"]: r["lr"] for r in records if r.get("split") == "train"}
+    assert (lrs[8], lrs[10], lrs[14]) == (0.5, 0.25, 0.25)  # the rate of the logged steps: decays come after them
+    # the checkpoint of a decay step holds the best weights (those of step 4, then 10), not the trained ones
+    assert_same_weights(weights(ckpts / "step_00000008"), weights(ckpts / "step_00000004" / "best"))
+    assert not torch.equal(weights(ckpts / "step_00000008")["decoder.output.weight"],
+                           weights(ckpts / "step_00000006")["decoder.output.weight"])
+    assert_same_weights(weights(ckpts / "step_00000014"), weights(ckpts / "step_00000010" / "best"))
+    assert_same_weights(weights(out / "final"), weights(out / "best"))
+    # momentum buffers exist after a plain step, and are gone after a decay (as in a re-created optimizer)
+    def optimizer_state(step):
+        return torch.load(ckpts / f"step_{step:08d}" / "optimizer.bin", weights_only=False)["state"]
+    assert len(optimizer_state(6)) > 0 and len(optimizer_state(8)) == 0 and len(optimizer_state(14)) == 0
+    saved = read_trainer_state(ckpts / "step_00000012")
+    assert (saved["lr"], saved["plateau_bad"], saved["plateau_decays"], saved["plateau_reference"]) == (0.25, 1, 1, 8.5)
+    assert saved["best_weights"] == "best" and saved["best_step"] == 10
+    # a resume of the finished run trains nothing more
+    again = train(tiny_config(tmp_path, "p", *PLATEAU, "train.checkpoint_every=2"), resume=True, progress=False)
+    assert again.state.step == 14
+    assert_same_weights(weights(out / "final"), weights(ckpts / "step_00000014"))
+
+
+def test_plateau_run_killed_and_resumed_ends_with_the_uninterrupted_weights(tmp_path, monkeypatch):
+    config = [*PLATEAU, "train.checkpoint_every=6"]
+    scripted_validation(monkeypatch)
+    straight = train(tiny_config(tmp_path, "a", *config), progress=False)
+    assert straight.state.step == 14
+    scripted_validation(monkeypatch)
+    train(tiny_config(tmp_path, "b", *config), progress=False)
+    # the folder of a run killed at step 11: checkpoints 6 only, while best/ already holds step 10's weights,
+    # which the decay at step 8 must not reload (it reloads step 4's, kept in checkpoint 6)
+    ckpts = tmp_path / "b" / "checkpoints"
+    for name in ("step_00000012", "step_00000014"):
+        shutil.rmtree(ckpts / name)
+    shutil.rmtree(tmp_path / "b" / "final")
+    assert read_trainer_state(ckpts / "step_00000006")["best_step"] == 4
+    assert not torch.equal(weights(tmp_path / "b" / "best")["decoder.output.weight"],
+                           weights(ckpts / "step_00000006" / "best")["decoder.output.weight"])
+    scripted_validation(monkeypatch, start=3)  # validations at steps 2, 4 and 6 came before the checkpoint
+    resumed = train(tiny_config(tmp_path, "b", *config), resume=True, progress=False)
+    assert resumed.state.step == 14 and resumed.state.plateau_decays == 2 and resumed.state.lr == 0.125
+    assert_same_weights(weights(tmp_path / "a" / "final"), weights(tmp_path / "b" / "final"))
+    assert_same_weights(weights(tmp_path / "a" / "best"), weights(tmp_path / "b" / "best"))
+
+
+def test_plateau_rule_counts_bad_validations_in_a_row_and_waits_for_plateau_start():
+    from textvae.training.trainer import TrainerState, plateau_update
+
+    config = TrainConfig(lr_schedule="plateau", learning_rate=1.0, plateau_patience=2, plateau_start=10,
+                         plateau_max_decays=0)
+    state = TrainerState()
+    decisions = []
+    for step, loss in [(1, 5.0), (2, 6.0), (3, 5.0), (4, 6.0), (5, 7.0), (11, 7.0), (12, 6.5), (13, 6.6), (14, 6.7)]:
+        state.step = step
+        decisions.append(plateau_update(state, config, loss))
+    # 3: equal to the reference counts as no worse (the papers' `loss > best` test); 5: two bad in a row but before
+    # plateau_start; 11: the third bad one decays; 12 beats the new reference (7.0); 13, 14 decay again
+    assert decisions == [False, False, False, False, False, True, False, False, True]
+    assert state.lr == 0.25 and state.plateau_decays == 2 and state.stop_reason is None
+    assert learning_rate(config, 100, state.lr) == 0.25 and learning_rate(config, 100) == 1.0
+
+
+def test_sgd_gets_momentum_0_unless_asked(tmp_path, monkeypatch):
+    made = []
+    real = torch.optim.SGD
+
+    class SpySGD(real):
+        def __init__(self, params, **kwargs):
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "SGD", SpySGD)
+    train(tiny_config(tmp_path, "sgd", "train.max_steps=1", "train.optimizer=sgd"), progress=False)
+    train(tiny_config(tmp_path, "nesterov", "train.max_steps=1", "train.optimizer=sgd", "train.momentum=0.9",
+                      "train.nesterov=true"), progress=False)
+    assert [(k["momentum"], k["nesterov"]) for k in made] == [(0.0, False), (0.9, True)]
+    with pytest.raises(ConfigError, match="train.momentum .* apply to train.optimizer sgd only"):
+        tiny_config(tmp_path, "adam", "train.momentum=0.9")
+    with pytest.raises(ConfigError, match="train.nesterov needs train.momentum > 0"):
+        tiny_config(tmp_path, "n", "train.optimizer=sgd", "train.nesterov=true")

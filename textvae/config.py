@@ -255,6 +255,24 @@ class ModelConfig(Checked):
     # what happens to longer sentences, everywhere: truncate them; drop them from corpus splits (the API, which must
     # answer for every sentence it is given, then raises InputError); or raise an error naming the sentence
     overlong: str = choice("truncate", "truncate", "drop", "error")
+    # initialisation of a fresh model: each module's own (default), or every parameter of the model (encoder,
+    # latent heads, decoder, output layer; weights and biases) uniform in +-init_range and every embedding in
+    # +-embedding_init_range (padding rows stay 0), as He et al. 2019 and Li et al. 2019 do. uniform is for RNN
+    # (lstm, gru) encoders and decoders: it would flatten a transformer's LayerNorm gains and erase pretrained weights
+    init: str = choice("default", "default", "uniform")
+    init_range: float = bounded(0.01, 0, above=True)
+    embedding_init_range: float = bounded(0.1, 0, above=True)
+
+    def check(self) -> None:
+        if self.init != "uniform":
+            return
+        parts = [("model.decoder.type", self.decoder.type)]
+        if self.latent.type != "none":  # a language model builds no encoder
+            parts.insert(0, ("model.encoder.type", self.encoder.type))
+        for key, kind in parts:
+            if kind not in ("lstm", "gru"):
+                raise ConfigError(f"model.init: uniform is for RNN encoders and decoders (lstm, gru), but {key} is "
+                                  f"{kind!r}; use model.init: default")
 
 
 @dataclass
@@ -301,10 +319,26 @@ class TrainConfig(Checked):
 
     output_dir: str = "runs/default"
     max_steps: int = bounded(2000, 0)  # 0 saves the initial (or init_from) weights as they are
-    learning_rate: float = bounded(1e-3, 0, above=True)
+    learning_rate: float = bounded(1e-3, 0, above=True)  # plateau: the starting rate
     optimizer: str = choice("adam", "adam", "adamw", "sgd")
+    # sgd only, as torch.optim.SGD takes them (He et al. and Li et al. run plain SGD: momentum 0); Adam's beta1 is its
+    # momentum, so a nonzero momentum or nesterov with adam/adamw is an error
+    momentum: float = bounded(0.0, 0, 1, below=True)
+    nesterov: bool = False  # needs momentum > 0
     weight_decay: float = bounded(0.0, 0)
-    lr_schedule: str = choice("constant", "constant", "linear", "cosine")
+    # constant, linear, cosine: functions of the step. plateau (He et al. 2019, Li et al. 2019): at each validation
+    # the rate is multiplied by plateau_factor after plateau_patience validations in a row worse than the best one
+    # since the last decay (at a decay that validation becomes the one to beat), from plateau_start on; a decay
+    # reloads best/ (plateau_reload_best) and resets the optimizer state; plateau_max_decays decays end the run
+    lr_schedule: str = choice("constant", "constant", "linear", "cosine", "plateau")
+    plateau_factor: float = bounded(0.5, 0, 1, above=True, below=True)
+    plateau_patience: int = bounded(2, 1)  # validations
+    plateau_max_decays: int = bounded(5, 0)  # 0: never stop early
+    plateau_start: int = bounded(0, 0)  # no decay before this step (the papers' code: epoch 15)
+    plateau_reload_best: bool = True
+    # the validation figure that picks best/ (and that plateau decay watches): the ELBO, or the reconstruction term
+    # alone (an autoencoder stage, beta 0, whose KL nothing trains: Li et al. 2019's pretraining)
+    select_on: str = choice("elbo", "elbo", "rec")
     warmup_steps: int = bounded(0, 0)
     grad_clip: float = bounded(5.0, 0)  # maximum gradient norm; 0 = no clipping
     grad_accum_steps: int = bounded(1, 1)
@@ -327,6 +361,15 @@ class TrainConfig(Checked):
     # threads per process on a CPU; 0: the machine's physical cores shared among its processes (accelerate launch
     # alone sets OMP_NUM_THREADS=1 for a single CPU process, half of a 2-core machine)
     cpu_threads: int = bounded(0, 0)
+
+    def check(self) -> None:
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise ConfigError(
+                f"train.momentum ({self.momentum:g}) and train.nesterov ({self.nesterov}) apply to train.optimizer "
+                f"sgd only; {self.optimizer} keeps its own running averages (beta1)"
+            )
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("train.nesterov needs train.momentum > 0 (torch.optim.SGD's rule)")
 
 
 @dataclass

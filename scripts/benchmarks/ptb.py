@@ -5,21 +5,34 @@ split beside the published values.
     python scripts/benchmarks/ptb.py --data-dir ../shared/data/ptb --epochs 0.25 --iw-samples 100 \\
         --test-sentences 300 --out runs/bench_ptb/results.json          # a quick CPU comparison
     python scripts/benchmarks/ptb.py --data-dir ../shared/data/ptb --epochs 30   # the papers' budget, on a GPU
+    python scripts/benchmarks/ptb.py --data-dir ../shared/data/ptb --recipe both --epochs 1   # Adam vs the papers' SGD
 
-Every row trains through ``textvae.training.train`` (the trainer of ``scripts/train_text_vae.py``) from
-``configs/ptb_lstm_vae*.yaml``, with its schedule (annealing warm-up, cycles, capacity ramp) scaled to the budget.
+Every row trains through ``textvae.training.train`` (the trainer of ``scripts/train_text_vae.py``). ``--recipe adam``
+(the default): from ``configs/ptb_lstm_vae*.yaml``, Adam at 1e-3, with its schedule (annealing warm-up, cycles,
+capacity ramp) scaled to the budget; the model of the last step is evaluated. ``--recipe paper``: the same rows (but
+the transformer's) on ``configs/ptb_lstm_{lm,vae}_paper.yaml``, the way He et al. 2019 and Li et al. 2019 train them
+(plain SGD, uniform initialisation, plateau decay with best-weight reloads), with the row's objective and decoder
+settings; the papers' epoch-based settings are capped to fit short budgets (KL warm-up at most a quarter of the
+budget, as the adam rows; no decay before half of it; at least 10 validations), and the best validation model is
+evaluated, as the papers do. ``ae_free_bits`` is Li et al.'s pipeline in both: an autoencoder (beta 0) first, then
+its encoder beside a fresh decoder, trained with free bits (paper: the autoencoder's best model by validation
+reconstruction). ``--recipe both`` runs each row with each recipe at the same budget.
+
 NLL is the importance-weighted estimate (K = ``--iw-samples``, 500 in the papers; exact for the language model),
 PPL = exp(sum NLL / sum(words + 1)), KL the analytic mean, MI with q(z) pooled over the evaluated sentences,
-AU at variance 0.01 over the whole test split.
+AU at variance 0.01 over the whole test split. ``lm_nll`` / ``lm_gap``: the language model's NLL (same recipe) and
+the row's NLL minus it; ``elbo_gap``: -ELBO minus the IW NLL, how much the bound loses.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -31,6 +44,8 @@ from textvae.evaluation.likelihood import elbo_terms, importance_weighted_nll, p
 from textvae.training.trainer import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PAPER_LM, PAPER_VAE = "ptb_lstm_lm_paper.yaml", "ptb_lstm_vae_paper.yaml"
+RECIPES = ("adam", "paper")
 
 # Optimus appendix, Table 8 (PTB, NLL in nats per sentence; the VAE rows' NLL is approximate there)
 PUBLISHED = {
@@ -63,6 +78,48 @@ def variants(steps: int) -> dict[str, tuple[str, list[str]]]:
     }
 
 
+def paper_variants(steps: int) -> dict[str, tuple[str, list[str]]]:
+    """The adam rows (not the transformer's) on the paper configs: each row's objective (what differs from the
+    paper config's) and decoder overrides, the paper config's optimisation, its epoch-based settings capped to fit
+    ``steps`` (``paper_budget``)."""
+    rows = {}
+    for name, (config_file, overrides) in variants(steps).items():
+        if name == "transformer":  # uniform initialisation and these SGD settings are the LSTM models' recipe
+            continue
+        base = PAPER_LM if name == "lstm_lm" else PAPER_VAE
+        paper = load_config(CONFIGS / base)
+        extra = [o for o in overrides if o.startswith("model.decoder.")]
+        if name != "lstm_lm":
+            row = dataclasses.asdict(load_config(CONFIGS / config_file, overrides).model.objective)
+            ours = dataclasses.asdict(paper.model.objective)
+            extra += [f"model.objective.{key}={value if isinstance(value, str) else json.dumps(value)}"
+                      for key, value in row.items()
+                      if value != ours[key] and key != "kl_warmup_steps"]
+        rows[name] = (base, [*paper_budget(paper, steps), *extra])
+    return rows
+
+
+def paper_budget(paper, steps: int) -> list[str]:
+    """A paper config's epoch-based settings for a budget of ``steps``: as they are where they fit; otherwise KL
+    warm-up at most a quarter of the budget (as the adam rows), the first decay at most half way, and at least 10
+    validations (and checkpoints)."""
+    every = min(paper.train.eval_every, max(1, steps // 10))
+    out = [f"train.eval_every={every}", f"train.checkpoint_every={every}",
+           f"train.plateau_start={min(paper.train.plateau_start, steps // 2)}"]
+    if paper.model.objective.kl_schedule == "linear" and paper.model.latent.type != "none":
+        out.append(f"model.objective.kl_warmup_steps={min(paper.model.objective.kl_warmup_steps, max(1, steps // 4))}")
+    return out
+
+
+def recipe_variants(steps: int, recipe: str) -> dict[str, tuple[str, list[str]]]:
+    return variants(steps) if recipe == "adam" else paper_variants(steps)
+
+
+def row_key(name: str, recipe: str) -> str:
+    """The row's name in the table and the JSON: the adam rows keep their names."""
+    return name if recipe == "adam" else f"{name} (paper)"
+
+
 def evaluate(model: TextVAE, test: list[str], args: argparse.Namespace) -> dict:
     """The table's columns for one model on the test sentences."""
     subset = test[: args.test_sentences] if args.test_sentences else test
@@ -89,22 +146,43 @@ def evaluate(model: TextVAE, test: list[str], args: argparse.Namespace) -> dict:
     return {**row, "kl": stats.kl, "mi": mi, "au": stats.active_units}
 
 
-def run_variant(name: str, args: argparse.Namespace, steps: int, data) -> dict:
-    """Train one row (two runs for AE pretraining) and return its run folders and times."""
-    config_file, overrides = variants(steps)[name]
+def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: str = "adam") -> dict:
+    """Train one row (two runs for AE pretraining) and return its run folders and times; ``evaluated_dir`` is the
+    model the table scores (adam: the last step's; paper: the best validation model)."""
+    config_file, overrides = recipe_variants(steps, recipe)[name]
     common = [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", f"train.eval_every={steps}",
               f"train.checkpoint_every={steps}", f"seed={args.seed}"]
+    suffix = "" if recipe == "adam" else f"_{recipe}"
     start = time.perf_counter()
     if name == "ae_free_bits":
         ae = load_config(CONFIGS / config_file, [*common, *overrides, "model.objective.beta=0",
                                                  "model.objective.free_bits=0", "model.objective.kl_schedule=constant",
-                                                 f"train.output_dir={Path(args.runs) / 'ae_pretrain'}"])
+                                                 "train.select_on=rec",
+                                                 f"train.output_dir={Path(args.runs) / ('ae_pretrain' + suffix)}"])
         pretrained = train(ae, data=data, progress=args.progress)
-        overrides = [*overrides, f"train.init_from={pretrained.final_dir}", "train.init_modules=[encoder]"]
-    config = load_config(CONFIGS / config_file, [*common, *overrides, f"train.output_dir={Path(args.runs) / name}"])
+        overrides = [*overrides, f"train.init_from={chosen_model(pretrained, recipe)}", "train.init_modules=[encoder]"]
+    config = load_config(CONFIGS / config_file,
+                         [*common, *overrides, f"train.output_dir={Path(args.runs) / (name + suffix)}"])
     result = train(config, data=data, progress=args.progress)
-    return {"final_dir": str(result.final_dir), "train_seconds": time.perf_counter() - start,
-            "valid": result.valid, "steps": steps}
+    return {"final_dir": str(result.final_dir), "evaluated_dir": str(chosen_model(result, recipe)),
+            "train_seconds": time.perf_counter() - start, "valid": result.valid, "steps": steps,
+            "steps_trained": result.state.step, "stop_reason": result.state.stop_reason}
+
+
+def chosen_model(result, recipe: str) -> Path:
+    """The model folder a recipe goes on with: the last step's (adam), the best validation one (paper)."""
+    return result.best_dir if recipe == "paper" and result.best_dir is not None else result.final_dir
+
+
+def add_gaps(rows: dict) -> None:
+    """Each row's ``lm_nll`` (the NLL of its recipe's language model row, when that was run), ``lm_gap`` (row NLL
+    minus it) and ``elbo_gap`` (-ELBO minus the IW NLL)."""
+    lm = {row.get("recipe", "adam"): row["nll"] for row in rows.values() if row.get("row") == "lstm_lm"}
+    for row in rows.values():
+        lm_nll: Optional[float] = lm.get(row.get("recipe", "adam"))
+        row["lm_nll"] = lm_nll
+        row["lm_gap"] = None if lm_nll is None else row["nll"] - lm_nll
+        row["elbo_gap"] = row["elbo_nll"] - row["nll"] if "elbo_nll" in row else None
 
 
 def format_table(results: dict) -> str:
@@ -112,15 +190,18 @@ def format_table(results: dict) -> str:
     def cell(value, digits=2):
         return "–" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
 
-    lines = ["| method | PPL | MI | AU | KL | NLL | published PPL / MI / AU / KL / NLL |", "|---|---|---|---|---|---|---|"]
+    lines = ["| method | PPL | MI | AU | KL | NLL | LM NLL | NLL − LM | −ELBO − NLL | published PPL / MI / AU / KL / NLL |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in results["rows"].items():
-        pub = PUBLISHED.get(name)
+        pub = PUBLISHED.get(row.get("row", name))
         pub_text = " / ".join(cell(pub.get(k)) for k in ("ppl", "mi", "au", "kl", "nll")) if pub else "–"
         lines.append(f"| {name} | {cell(row['ppl'])} | {cell(row['mi'])} | {cell(row['au'])} | {cell(row['kl'])} "
-                     f"| {cell(row['nll'])} | {pub_text} |")
+                     f"| {cell(row['nll'])} | {cell(row.get('lm_nll'))} | {cell(row.get('lm_gap'))} "
+                     f"| {cell(row.get('elbo_gap'))} | {pub_text} |")
+    run = {row.get("row", name) for name, row in results["rows"].items()}
     for name, pub in PUBLISHED.items():
-        if name not in results["rows"]:
-            lines.append(f"| {name} (not run) | – | – | – | – | – | "
+        if name not in run:
+            lines.append(f"| {name} (not run) | – | – | – | – | – | – | – | – | "
                          + " / ".join(cell(pub.get(k)) for k in ("ppl", "mi", "au", "kl", "nll")) + " |")
     return "\n".join(lines)
 
@@ -130,6 +211,9 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder with ptb.{train,valid,test}.txt")
     parser.add_argument("--epochs", type=float, default=1.0, help="training budget per row, in epochs of PTB train")
     parser.add_argument("--rows", nargs="+", default=list(variants(1)), choices=list(variants(1)))
+    parser.add_argument("--recipe", choices=[*RECIPES, "both"], default="adam",
+                        help="adam: Adam at 1e-3 (configs/ptb_lstm_vae*.yaml); paper: He et al.'s and Li et al.'s SGD "
+                             "recipe (configs/ptb_lstm_{lm,vae}_paper.yaml); both: each row with each, same budget")
     parser.add_argument("--iw-samples", type=int, default=500, help="importance samples for the NLL (papers: 500)")
     parser.add_argument("--test-sentences", type=int, default=0, help="NLL and MI on the first N test sentences (0: all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -149,15 +233,24 @@ def main() -> None:
     results: dict = {"args": vars(args), "steps": steps, "rows": {}, "runs": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    recipes = RECIPES if args.recipe == "both" else (args.recipe,)
     for name in args.rows:
-        run = run_variant(name, args, steps, data)
-        model = TextVAE.from_pretrained(run["final_dir"])
-        results["runs"][name] = run
-        results["rows"][name] = row = evaluate(model, test, args)
-        print(f"{name}: trained {run['train_seconds']:.0f}s; NLL {row['nll']:.2f} PPL {row['ppl']:.2f} "
-              f"KL {row['kl']:.2f} MI {row['mi'] if row['mi'] is None else round(row['mi'], 2)} AU {row['au']} "
-              f"(IW K={row['iw_samples']} on {row['sentences']} sentences: {row['iw_seconds']:.0f}s)", flush=True)
-        out.write_text(json.dumps(results, indent=1))  # after every row: a long run keeps what it has
+        for recipe in recipes:
+            if name not in recipe_variants(1, recipe):
+                print(f"{name}: no {recipe} recipe (the paper recipe is for the LSTM models); skipped", flush=True)
+                continue
+            key = row_key(name, recipe)
+            run = run_variant(name, args, steps, data, recipe)
+            model = TextVAE.from_pretrained(run["evaluated_dir"])
+            results["runs"][key] = {"recipe": recipe, **run}
+            results["rows"][key] = row = {"row": name, "recipe": recipe, **evaluate(model, test, args)}
+            add_gaps(results["rows"])
+            print(f"{key}: trained {run['train_seconds']:.0f}s ({run['steps_trained']} steps"
+                  + (f", stopped: {run['stop_reason']}" if run["stop_reason"] else "") + f"); NLL {row['nll']:.2f} "
+                  f"PPL {row['ppl']:.2f} KL {row['kl']:.2f} MI {row['mi'] if row['mi'] is None else round(row['mi'], 2)} "
+                  f"AU {row['au']} -ELBO-NLL {row['elbo_gap']:.2f} (IW K={row['iw_samples']} on {row['sentences']} "
+                  f"sentences: {row['iw_seconds']:.0f}s)", flush=True)
+            out.write_text(json.dumps(results, indent=1))  # after every row: a long run keeps what it has
     print("\n" + format_table(results))
     print(f"wrote {out}")
 

@@ -17,6 +17,7 @@ from torch import nn
 from ..config import Config, ModelConfig, from_dict
 from ..errors import CheckpointError, ConfigError, InputError
 from ..data.batching import collate, fit_length, warn_length_report
+from ..modules.initialization import uniform_init
 from ..modules.paths import interpolation_points
 from ..registry import MODELS
 from ..serialization import backbones_from, load_weights, read_config, save_model_folder
@@ -103,7 +104,8 @@ class BaseVAE(nn.Module):
     # ------------------------------------------------------------------ building and saving
     @classmethod
     def from_config(cls, config: "Config | ModelConfig | dict", tokenizer) -> "BaseVAE":
-        """Build the model ``config.model_type`` names (``cls`` itself when called on a concrete class)."""
+        """Build the model ``config.model_type`` names (``cls`` itself when called on a concrete class), initialised
+        as ``model.init`` says (``default``: each module's own; ``uniform``: ``modules.initialization.uniform_init``)."""
         model_config = as_model_config(config)
         if model_config.max_length is None:
             raise ConfigError(
@@ -113,7 +115,10 @@ class BaseVAE(nn.Module):
         model_cls = MODELS.get(model_config.model_type)
         if cls is not BaseVAE and not issubclass(model_cls, cls):
             raise ConfigError(f"model_type {model_config.model_type!r} builds {model_cls.__name__}, not {cls.__name__}")
-        return model_cls(model_config, tokenizer)
+        model = model_cls(model_config, tokenizer)
+        if model_config.init == "uniform":
+            uniform_init(model, model_config.init_range, model_config.embedding_init_range)
+        return model
 
     @torch.no_grad()
     def evaluate(self, batch: dict, step: Optional[int] = None) -> VAEOutput:

@@ -49,6 +49,23 @@ TRAINER_STATE_NAME = "trainer_state.json"
 CHECKPOINT_PREFIX = "step_"
 
 
+BEST_COPY_NAME = "best"  # in a plateau run's checkpoint: best/'s weights as they were when it was written
+
+
+def keep_best_copy(best_dir: Path, target: Path) -> None:
+    """Put ``best_dir``'s weights into ``target`` (a folder in a checkpoint being written), as a hard link where the
+    file system allows: best/ is only ever replaced by a rename (``atomic_folder``), never written in place, so the
+    link keeps the old bytes. Nothing when there is no best/ yet."""
+    source = best_dir / WEIGHTS_NAME
+    if not source.is_file():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target / WEIGHTS_NAME)
+    except OSError:
+        shutil.copy2(source, target / WEIGHTS_NAME)
+
+
 def checkpoint_name(step: int) -> str:
     return f"{CHECKPOINT_PREFIX}{step:08d}"
 

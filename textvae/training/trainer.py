@@ -3,7 +3,8 @@ accumulation, validation, JSONL/TensorBoard logs, atomic checkpoints and exact r
 
 The loop knows nothing model-specific: it calls ``model(batch, step=step)`` and reads ``.loss`` (and the named
 terms, for logs). Learning rate and KL weights are pure functions of the optimizer step, so a resumed run sees
-exactly the schedule an uninterrupted one does.
+exactly the schedule an uninterrupted one does; the one rate that is not, plateau decay, keeps its state (rate,
+reference loss, bad validations, decays, a copy of best/'s weights) in every checkpoint.
 
 It never saves garbage: a step whose loss or gradient norm is not finite is skipped (too many in a row stop the
 run), and weights are checked before every validation, checkpoint and model folder. One run holds a folder at a
@@ -22,7 +23,7 @@ from typing import Optional
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, TrainConfig
@@ -34,10 +35,13 @@ from ..evaluation.latent_stats import active_units_from_means
 from ..models import build_model
 from ..models.base import BaseVAE
 from .checkpoint import (
+    BEST_COPY_NAME,
     TRAINER_STATE_NAME,
+    WEIGHTS_NAME,
     check_resume_weights,
     checkpoint_name,
     latest_checkpoint,
+    keep_best_copy,
     load_weights,
     prune_checkpoints,
     read_trainer_state,
@@ -56,9 +60,19 @@ class TrainerState:
     step: int = 0  # optimizer steps taken
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of this process's shard consumed in the current epoch
-    best_elbo: float = -math.inf
+    best_elbo: float = -math.inf  # the validation ELBO of best/
     best_step: int = -1
     skipped_steps: int = 0  # steps not applied because their loss or gradients were not finite
+    best_score: float = -math.inf  # the train.select_on figure of best/: the ELBO, or -rec
+    # plateau schedule: the current rate, the validation loss to beat (the best since the last decay), validations
+    # in a row that did not beat it, decays so far, and where the weights a decay reloads are (the run folder's
+    # best/; each checkpoint keeps a copy of them, which a resume puts back there)
+    lr: Optional[float] = None
+    plateau_reference: float = math.inf
+    plateau_bad: int = 0
+    plateau_decays: int = 0
+    best_weights: Optional[str] = None
+    stop_reason: Optional[str] = None  # why the run ended before max_steps (plateau_max_decays reached)
 
 
 @dataclass
@@ -79,12 +93,14 @@ class TrainResult:
 # ---------------------------------------------------------------- schedules and optimizers
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Learning rate at ``step``: linear warm-up, then constant, linear decay or cosine decay to 0 at max_steps."""
+def learning_rate(config: TrainConfig, step: int, plateau_lr: Optional[float] = None) -> float:
+    """Learning rate at ``step``: linear warm-up, then constant, linear decay or cosine decay to 0 at max_steps, or
+    for ``plateau`` the rate its decays have reached (``plateau_lr``, ``config.learning_rate`` before any)."""
+    peak = plateau_lr if config.lr_schedule == "plateau" and plateau_lr is not None else config.learning_rate
     if config.warmup_steps and step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return config.learning_rate
+        return peak * (step + 1) / config.warmup_steps
+    if config.lr_schedule in ("constant", "plateau"):
+        return peak
     progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
     progress = min(1.0, max(0.0, progress))
     if config.lr_schedule == "linear":
@@ -93,8 +109,9 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD (momentum 0.9) over the model's parameters; Adam(W) uses the fused kernel, several times
-    faster than the per-tensor one on a CPU for a 10k-word model's embeddings and output layer."""
+    """Adam, AdamW or SGD (``train.momentum``, default 0, and ``train.nesterov``, as torch.optim.SGD takes them) over
+    the model's parameters; Adam(W) uses the fused kernel, several times faster than the per-tensor one on a CPU for
+    a 10k-word model's embeddings and output layer. Momentum does not apply to Adam(W) (the config refuses it)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer in ("adam", "adamw"):
         cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
@@ -102,7 +119,8 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
             return cls(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
         except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
             return cls(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+                           weight_decay=config.weight_decay)
 
 
 def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
@@ -161,9 +179,38 @@ def isolated_evaluation(model: BaseVAE, loader, seed: int) -> dict:
 # ---------------------------------------------------------------- the loop
 
 
-def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
+def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
+                      plateau_lr: Optional[float] = None) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = learning_rate(config, step)
+        group["lr"] = learning_rate(config, step, plateau_lr)
+
+
+def plateau_update(state: TrainerState, config: TrainConfig, loss: float) -> bool:
+    """One validation's plateau decision (He et al. 2019's and Li et al. 2019's rule): ``loss`` not above the
+    reference becomes the reference; otherwise it counts as bad, and ``plateau_patience`` bad ones in a row (from
+    step ``plateau_start`` on) decay the rate, make this loss the reference and, at ``plateau_max_decays``, set
+    ``stop_reason``. True when the rate decayed."""
+    if loss <= state.plateau_reference:
+        state.plateau_reference, state.plateau_bad = loss, 0
+        return False
+    state.plateau_bad += 1
+    if state.plateau_bad < config.plateau_patience or state.step < config.plateau_start:
+        return False
+    state.plateau_reference, state.plateau_bad = loss, 0
+    state.lr = (config.learning_rate if state.lr is None else state.lr) * config.plateau_factor
+    state.plateau_decays += 1
+    if config.plateau_max_decays and state.plateau_decays >= config.plateau_max_decays:
+        state.stop_reason = (f"the learning rate decayed {state.plateau_decays} times (train.plateau_max_decays), "
+                             f"the last to {state.lr:g} at step {state.step}")
+    return True
+
+
+def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Forget momentum buffers and running averages, as re-creating the optimizer would (param groups stay)."""
+    getattr(optimizer, "optimizer", optimizer).state.clear()  # the torch optimizer inside accelerate's wrapper
+
+
+PLATEAU_FIELDS = ("lr", "plateau_reference", "plateau_bad", "plateau_decays", "stop_reason")
 
 
 def resolved_intervals(config: TrainConfig) -> tuple[int, int]:
@@ -182,9 +229,11 @@ def train(
     """Train ``config.model`` on ``config.data`` for ``config.train.max_steps`` optimizer steps.
 
     Writes into ``config.train.output_dir``: ``config.yaml``, ``log.jsonl``, ``checkpoints/step_*/`` (resume state),
-    ``best/`` (the model folder with the best validation ELBO) and ``final/``, holding ``run.lock`` meanwhile (a
-    second run on the folder gets a ``TrainingError``). With ``resume=True`` it continues from the newest complete
-    checkpoint there, at the same step, batch, optimizer state and random state; the model and data settings must
+    ``best/`` (the model folder with the best validation ELBO, or reconstruction with ``train.select_on: rec``) and
+    ``final/``, holding ``run.lock`` meanwhile (a second run on the folder gets a ``TrainingError``). With
+    ``train.lr_schedule: plateau`` the run may end before max_steps, after ``train.plateau_max_decays`` decays (an
+    ``early_stop`` log event; its last checkpoint and ``final/`` hold the best weights the last decay reloaded).
+    With ``resume=True`` it continues from the newest complete checkpoint there, at the same step, batch, optimizer state and random state; the model and data settings must
     be the run's (``CheckpointError`` otherwise). Steps with a non-finite loss or gradient norm are skipped, and
     non-finite weights are never saved (``TrainingError``).
 
@@ -287,12 +336,23 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         print(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
     if checkpoint is not None:
         check_resume_weights(raw_model, checkpoint)
+        if main and (checkpoint / BEST_COPY_NAME / WEIGHTS_NAME).is_file():
+            # best/ as it was at the checkpoint (a killed run may have replaced it since): the weights a plateau
+            # decay reloads. The model carries them only until load_state puts the checkpoint's weights back
+            load_weights(raw_model, checkpoint / BEST_COPY_NAME)
+            raw_model.save_pretrained(out_dir / "best")
+        accelerator.wait_for_everyone()
         try:
             accelerator.load_state(str(checkpoint))
         except (RuntimeError, ValueError, KeyError, OSError) as exc:
             raise CheckpointError(f"cannot resume from {checkpoint}: {load_error(exc)}") from None
         saved_state = read_trainer_state(checkpoint)
         state = TrainerState(**{k: v for k, v in saved_state.items() if k in TrainerState.__dataclass_fields__})
+        if "best_score" not in saved_state and tc.select_on == "elbo":  # a checkpoint from before select_on
+            state.best_score = state.best_elbo
+    plateau = tc.lr_schedule == "plateau"
+    if plateau and state.lr is None:
+        state.lr = tc.learning_rate
     start_step, start_skipped = state.step, state.skipped_steps
     logger = RunLogger(out_dir, enabled=main)
     if main:
@@ -316,7 +376,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     def run_validation() -> None:
         nonlocal valid
         check_weights(f"before the validation at step {state.step}")
-        error = None
+        error, decayed = None, False
         if main:
             valid = isolated_evaluation(raw_model, valid_loader, config.seed)
             logger.log(state.step, "valid", valid)
@@ -324,14 +384,45 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 error = (f"validation at step {state.step} gave a non-finite ELBO (rec {valid['rec']}, KL {valid['kl']}) "
                          f"with finite weights: the model overflows; lower train.learning_rate (now "
                          f"{tc.learning_rate:g}) or train.grad_clip; nothing was saved for this step")
-            elif valid["elbo"] > state.best_elbo:
-                state.best_elbo, state.best_step = valid["elbo"], state.step
-                raw_model.save_pretrained(out_dir / "best")
+            else:
+                score = valid["elbo"] if tc.select_on == "elbo" else -valid["rec"]
+                if score > state.best_score:
+                    state.best_score, state.best_elbo, state.best_step = score, valid["elbo"], state.step
+                    raw_model.save_pretrained(out_dir / "best")
+                    state.best_weights = "best"
+                decayed = plateau and plateau_update(state, tc, -score)
             bar.write(
                 f"step {state.step}: valid ELBO {valid['elbo']:.3f} rec {valid['rec']:.3f} KL {valid['kl']:.3f} "
                 f"AU {valid['active_units']}"
             )
         agree(accelerator, error, TrainingError)  # also the barrier after the main process's work
+        if plateau:
+            decide_plateau(decayed)
+
+    def decide_plateau(decayed: bool) -> None:
+        """Every process takes the main process's plateau decision; a decay lowers the rate, reloads best/ (written
+        by the main process before the barrier in ``agree``) and resets the optimizer state."""
+        nonlocal valid
+        if accelerator.num_processes > 1:
+            shared = {name: getattr(state, name) for name in PLATEAU_FIELDS} if main else None
+            shared, decayed = broadcast_object_list([shared, decayed])
+            for name, value in shared.items():
+                setattr(state, name, value)
+        if not decayed:
+            return
+        reload = tc.plateau_reload_best and (out_dir / "best" / WEIGHTS_NAME).is_file()
+        if reload:
+            load_weights(raw_model, out_dir / "best")
+        reset_optimizer_state(optimizer)
+        set_learning_rate(optimizer, tc, state.step, state.lr)
+        logger.event(state.step, "lr_decay", lr=state.lr, decays=state.plateau_decays,
+                     reloaded_step=state.best_step if reload else None)
+        bar.write(f"step {state.step}: learning rate decayed to {state.lr:g} ({state.plateau_decays} decays)"
+                  + (f", best weights of step {state.best_step} reloaded" if reload else ""))
+        if state.stop_reason is not None:
+            logger.event(state.step, "early_stop", reason=state.stop_reason)
+            bar.write(f"step {state.step}: stopping: {state.stop_reason}")
+            valid = {}  # figures of the weights before the reload: final/'s are measured at the end
 
     def save_checkpoint() -> None:
         check_weights(f"before checkpoint {checkpoint_name(state.step)} is written")
@@ -344,6 +435,8 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         accelerator.save_state(str(staging))  # every process writes its own random state
         accelerator.wait_for_everyone()
         if main:
+            if plateau and tc.plateau_reload_best:
+                keep_best_copy(out_dir / "best", staging / BEST_COPY_NAME)
             write_json(staging / TRAINER_STATE_NAME, asdict(state))  # written last: marks the checkpoint complete
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
@@ -351,9 +444,9 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         accelerator.wait_for_everyone()
 
     model.train()
-    set_learning_rate(optimizer, tc, state.step)
+    set_learning_rate(optimizer, tc, state.step, state.lr)
     try:
-        while state.step < tc.max_steps:
+        while state.step < tc.max_steps and state.stop_reason is None:
             train_loader.set_epoch(state.epoch)
             batch_sampler.set_epoch(state.epoch)
             resumed_mid_epoch = state.batch_in_epoch > 0
@@ -385,7 +478,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 window.commit(applied)
                 state.step += 1
                 state.skipped_steps += not applied
-                set_learning_rate(optimizer, tc, state.step)
+                set_learning_rate(optimizer, tc, state.step, state.lr)
                 bar.update(1)
                 if loss_bad or not (applied or fp16_scaler):  # GradScaler's own overflow skips are not counted
                     guard.skipped(state.step, output, loss_bad, norm, bar.write)
@@ -406,9 +499,9 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                     window = LogWindow()
                 if state.step % eval_every == 0 or state.step == tc.max_steps:
                     run_validation()
-                if state.step % checkpoint_every == 0 or state.step == tc.max_steps:
+                if state.step % checkpoint_every == 0 or state.step == tc.max_steps or state.stop_reason:
                     save_checkpoint()
-                if state.step >= tc.max_steps:
+                if state.step >= tc.max_steps or state.stop_reason:
                     break
             else:
                 if batches == 0 and not resumed_mid_epoch:  # guards the loop; check_batches normally catches this
