@@ -132,36 +132,39 @@ def linear_cross_entropy(
         return _evaluation_nll(hidden, weight, bias, targets)
 
 
-def _with_bias_column(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """[W b 0..] (V, H') with H' = H + 1 rounded up to ``ALIGN``: the bias enters the product through a column of
-    ones in the hidden states, so no pass over the (V, T) logits adds it."""
+def _shifting_weight(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """[W b -1 0..] (V, H') with H' = H + 2 rounded up to ``ALIGN``: multiplied by hidden rows [h 1 c 0..] it gives
+    W h + b - c, logits already shifted by c, with no pass over the (V, T) result to add the bias or subtract c."""
     vocab, size = weight.shape
-    augmented = weight.new_zeros(vocab, _round_up(size + 1))
+    augmented = weight.new_zeros(vocab, _round_up(size + 2))
     augmented[:, :size] = weight
     if bias is not None:
         augmented[:, size] = bias
+    augmented[:, size + 1] = -1.0
     return augmented
 
 
 def _evaluation_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
     """The gradient-free path, in blocks of ``EVAL_BLOCK_TOKENS`` tokens: -log softmax at the target is
-    log sum_v exp(logit_v - logit_target), so each block's (V, T) logits are shifted by the target's logit, not by
-    their column maximum (no pass to find it), exponentiated in place and summed: three passes over the block after
-    the product, against six with the bias added and the maximum subtracted. The shift is safe while no logit
-    exceeds the target's by more than ``SHIFT_HEADROOM`` nats (float32 exp overflows past 88); columns beyond it, or
-    not finite, are recomputed with the column maximum."""
-    augmented = _with_bias_column(weight, bias)
+    log sum_v exp(logit_v - logit_target), so the target's logit (a dot product per token) is computed first and
+    the matrix product itself returns the logits shifted by it, bias included (``_shifting_weight``); the block is
+    then exponentiated in place and summed: two passes over the (V, T) logits after the product, against six when
+    the bias is added and the column maximum found and subtracted. The shift is safe while no logit exceeds the
+    target's by more than ``SHIFT_HEADROOM`` nats (float32 exp overflows past 88); columns beyond it, or not
+    finite, are recomputed with the column maximum."""
+    augmented = _shifting_weight(weight, bias)
     size = hidden.size(1)
     out = []
     for block, block_targets in zip(hidden.split(EVAL_BLOCK_TOKENS), targets.split(EVAL_BLOCK_TOKENS)):
         tokens = block.size(0)
-        right = block.new_zeros(_round_up(tokens), augmented.size(1))  # (T', H'): [h 1 0..] rows, zero rows after
+        target_logits = (block * weight[block_targets]).sum(1)
+        if bias is not None:
+            target_logits += bias[block_targets]
+        right = block.new_zeros(_round_up(tokens), augmented.size(1))  # (T', H'): [h 1 c 0..] rows, zero rows after
         right[:tokens, :size] = block
         right[:tokens, size] = 1.0
-        logits_t = (augmented @ right.t())[:, :tokens]  # (V, T)
-        columns = torch.arange(tokens, device=block.device)
-        target_logits = logits_t[block_targets, columns]
-        nll = logits_t.sub_(target_logits).exp_().sum(0).log_()
+        right[:tokens, size + 1] = target_logits
+        nll = (augmented @ right.t())[:, :tokens].exp_().sum(0).log_()
         unsafe = ~(nll < SHIFT_HEADROOM)  # overflowed, NaN, or too close to it for the sum's precision
         if bool(unsafe.any()):
             index = unsafe.nonzero(as_tuple=True)[0]
