@@ -78,3 +78,12 @@ def test_output_layer_benchmark_writes_both_timings(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["tokens"] for r in rows] == [9, 16]
     assert all(r["plain_s"] > 0 and r["fused_s"] > 0 and r["ratio"] == r["fused_s"] / r["plain_s"] for r in rows)
+
+
+def test_dsentences_dci_max_values_leaves_out_only_the_larger_factors():
+    dsentences = load_script("dsentences")
+    sizes = dsentences.FACTORS_NUM_VALUES
+    assert dsentences.dci_factor_indices(None) == list(range(len(sizes)))
+    small = dsentences.dci_factor_indices(3)
+    assert len(small) == 8 and all(sizes[k] <= 3 for k in small) and sizes.index(1100) not in small
+    assert dsentences.dci_factor_indices(2) == [k for k, n in enumerate(sizes) if n == 2]
