@@ -140,3 +140,12 @@ def test_iw_speed_implementations_agree_and_count_flops(tokenizer):
     decoder = np.sum((words + 1) * (2 * 4 * 12 * (8 + 4 + 12) + 2 * 12 * tokenizer.vocab_size) + 2 * 4 * 12)
     assert c.encoder.hidden_size == 12 and c.latent.size == 4 and c.decoder.z_mode == "init+concat"
     assert iw_speed.forward_flops(model, SENTENCES, 3) == encoder + 3 * decoder
+
+
+def test_dsentences_dci_max_values_leaves_out_only_the_larger_factors():
+    dsentences = load_script("dsentences")
+    sizes = dsentences.FACTORS_NUM_VALUES
+    assert dsentences.dci_factor_indices(None) == list(range(len(sizes)))
+    small = dsentences.dci_factor_indices(3)
+    assert len(small) == 8 and all(sizes[k] <= 3 for k in small) and sizes.index(1100) not in small
+    assert dsentences.dci_factor_indices(2) == [k for k, n in enumerate(sizes) if n == 2]

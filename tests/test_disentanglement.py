@@ -7,7 +7,7 @@ from sklearn import linear_model, svm
 from sklearn.ensemble import GradientBoostingClassifier
 
 from textvae import TextVAE
-from textvae.data.ground_truth import GroundTruthData
+from textvae.data.ground_truth import GroundTruthData, sample
 from textvae.data.synthetic import GRAMMAR
 from textvae.evaluation.disentanglement import (
     OracleTextEncoder,
@@ -15,6 +15,7 @@ from textvae.evaluation.disentanglement import (
     dci,
     discrete_mutual_info,
     discretize,
+    evaluate_disentanglement,
     factor_vae_score,
     format_scores,
     latent_variables,
@@ -311,6 +312,38 @@ def test_the_linear_dci_estimator_is_an_option():
     assert noise["disentanglement"] < 0.2 and noise["completeness"] < 0.2
     with pytest.raises(ValueError, match="estimator"):
         dci(perfect_codes(f), f, estimator="trees")
+
+
+def test_dci_over_a_factor_subset_is_dci_of_those_factor_columns():
+    """``dci_factors`` restricts DCI alone: its numbers are ``dci`` of the chosen factor columns of the same sample
+    (what the benchmark's ``--dci-max-values`` runs); the other metrics keep every factor."""
+    mixing = 0.3 * np.random.default_rng(0).standard_normal((GRAMMAR.num_factors, 4))
+    mixing[[5, 1, 7, 2], range(4)] += 1.0
+
+    def encode(sentences):  # four codes, each mostly one factor plus some of every other
+        return np.stack([GRAMMAR.parse(s) for s in sentences]).astype(float) @ mixing
+
+    subset = [5, 1, 7]
+    result = evaluate_disentanglement(encode, GRAMMAR, seed=4, num_train=300, num_eval=150, metrics=("dci", "mig"),
+                                      dci_factors=subset)
+    f, sentences = sample(GRAMMAR, 450, np.random.default_rng(4))
+    codes = encode(sentences)
+    ref = dci(codes[:300], f[:300, subset], codes[300:], f[300:, subset], seed=4)
+    got = result["dci"]
+    assert got["importance"].shape == (4, 3) and np.array_equal(got["importance"], ref["importance"])
+    for key in ("disentanglement", "completeness", "informativeness"):
+        assert got[key] == ref[key], key
+    assert 0.05 < got["disentanglement"] < 0.95
+    assert got["factors"] == subset and got["factor_names"] == ["tense", "subject_number", "negation"]
+    assert len(result["mig"]["per_factor"]) == GRAMMAR.num_factors
+    full = evaluate_disentanglement(encode, GRAMMAR, seed=4, num_train=300, num_eval=150, metrics=("dci",),
+                                    dci_estimator="logistic")["dci"]  # every factor by default (linear: fast)
+    assert full["factors"] == list(range(GRAMMAR.num_factors)) and full["importance"].shape == (4, GRAMMAR.num_factors)
+    # the table shows each covered factor in its own column, "-" for the rest
+    completeness = next(r.split() for r in format_scores(result).splitlines() if r.split()[0] == "dci_completeness")
+    assert completeness[2 + 1] == f"{got['per_factor']['completeness'][1]:.3f}" and completeness[2 + 0] == "-"
+    with pytest.raises(ValueError, match="dci_factors"):
+        evaluate_disentanglement(encode, GRAMMAR, num_train=30, num_eval=15, metrics=("dci",), dci_factors=[1, 1])
 
 
 def test_mutual_information_of_a_copy_is_the_entropy():

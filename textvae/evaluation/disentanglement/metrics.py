@@ -412,13 +412,21 @@ def evaluate_disentanglement(
     score_points: Optional[tuple[int, int]] = None,
     metrics: Sequence[str] = ("beta_vae", "factor_vae", "mig", "dci", "sap"),
     dci_estimator: str = "gbt",
+    dci_factors: Optional[Sequence[int]] = None,
 ) -> dict:
     """Every metric for one encoder, with wall times: MIG, DCI and SAP on ``num_train`` + ``num_eval`` sampled
     sentences (MIG on the training points, as the library; the three share one sample, where the library draws one
     per metric), the beta-VAE and FactorVAE scores on ``score_points`` = (train, eval) points of ``batch_size``
-    sentences (default: ``num_train``, ``num_eval``). See ``dci`` for the time GBT takes."""
+    sentences (default: ``num_train``, ``num_eval``). See ``dci`` for the time GBT takes.
+
+    ``dci_factors`` (factor indices; default all) computes DCI over those factors alone: ``dci`` of their factor
+    columns, as the library would score data that had only those factors (entropies in base len(dci_factors)).
+    ``out["dci"]["factors"]`` and ``["factor_names"]`` say which; its per-factor arrays follow that order."""
     rng = np.random.default_rng(seed)
     out: dict = {"factor_names": list(data.factor_names), "seconds": {}}
+    dci_k = list(range(data.num_factors)) if dci_factors is None else [int(k) for k in dci_factors]
+    if not dci_k or len(set(dci_k)) != len(dci_k) or not all(0 <= k < data.num_factors for k in dci_k):
+        raise ValueError(f"dci_factors must be distinct factor indices in [0, {data.num_factors}), got {dci_factors}")
     factors, sentences = sample(data, num_train + num_eval, rng)
     codes = _encode(encode_fn, sentences)
     tr, te = slice(0, num_train), slice(num_train, None)
@@ -426,8 +434,9 @@ def evaluate_disentanglement(
     runs = {
         "mig": lambda: mig(codes[tr], factors[tr], num_bins=num_bins, categorical=categorical),
         "sap": lambda: sap(codes[tr], factors[tr], codes[te], factors[te], categorical=categorical),
-        "dci": lambda: dci(codes[tr], factors[tr], codes[te], factors[te], categorical=categorical,
-                           estimator=dci_estimator, seed=seed),
+        "dci": lambda: {**dci(codes[tr], factors[tr][:, dci_k], codes[te], factors[te][:, dci_k],
+                              categorical=categorical, estimator=dci_estimator, seed=seed),
+                        "factors": dci_k, "factor_names": [out["factor_names"][k] for k in dci_k]},
         "beta_vae": lambda: beta_vae_score(encode_fn, data, seed + 1, batch_size, *points),
         "factor_vae": lambda: factor_vae_score(encode_fn, data, seed + 2, batch_size, *points),
     }
@@ -451,9 +460,14 @@ def format_scores(result: dict, digits: int = 3) -> str:
             rows.append((metric, fmt(result[metric]["score"]), *map(fmt, result[metric]["per_factor"])))
     if "dci" in result:
         d = result["dci"]
+        column = {k: i for i, k in enumerate(d.get("factors", range(len(names))))}  # "-": a factor DCI left out
+
+        def per_factor(values):
+            return [fmt(values[column[k]]) if k in column else "-" for k in range(len(names))]
+
         rows.append(("dci_disentanglement", fmt(d["disentanglement"]), *[""] * len(names)))
-        rows.append(("dci_completeness", fmt(d["completeness"]), *map(fmt, d["per_factor"]["completeness"])))
-        rows.append(("dci_informativeness", fmt(d["informativeness"]), *map(fmt, d["per_factor"]["informativeness"])))
+        rows.append(("dci_completeness", fmt(d["completeness"]), *per_factor(d["per_factor"]["completeness"])))
+        rows.append(("dci_informativeness", fmt(d["informativeness"]), *per_factor(d["per_factor"]["informativeness"])))
     if "undetermined_fraction" in result:
         rows.append(("undetermined", "", *map(fmt, result["undetermined_fraction"])))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
