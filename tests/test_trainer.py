@@ -470,8 +470,11 @@ def test_a_second_run_is_refused_while_the_first_trains(tmp_path):
     Ctrl-C, releases the folder."""
     out = tmp_path / "run"
     args = ["--output-dir", str(out), "--no-summary", "--no-progress", "train.eval_every=100000", *TINY]
+    # SIGINT at its default in the child: a shell's background job (`pytest ... &`) starts with it ignored, and a
+    # child inheriting that would never see the Ctrl-C below
     first = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_text_vae.py"), "--max-steps", "100000", *args],
-                             cwd=tmp_path, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             cwd=tmp_path, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(1200):
             if (out / "run.lock").exists() or first.poll() is not None:
