@@ -44,3 +44,21 @@ def test_bucket_order_is_a_function_of_seed_and_epoch():
 def test_drop_last_and_no_shuffle():
     sampler = BucketBatchSampler([5] * 10, 4, shuffle=False, drop_last=True)
     assert list(sampler) == [[0, 1, 2, 3], [4, 5, 6, 7]] and len(sampler) == 2
+
+
+def test_same_length_batches_are_the_reference_codes_fixed_batches():
+    lengths = [3, 5, 3, 3, 5, 7, 3, 5, 3]
+    sampler = BucketBatchSampler(lengths, batch_size=2, seed=0, same_length=True)
+    first = list(sampler)
+    assert len(sampler) == len(first) == 3 + 2 + 1  # five 3s -> 2+2+1, three 5s -> 2+1, one 7
+    assert all(len({lengths[i] for i in batch}) == 1 for batch in first)
+    assert sorted(i for batch in first for i in batch) == list(range(len(lengths)))
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert sorted(map(sorted, second)) == sorted(map(sorted, first))  # the same batches every epoch ...
+    orders = [[tuple(b) for b in first]]
+    for epoch in range(2, 8):
+        sampler.set_epoch(epoch)
+        orders.append([tuple(b) for b in sampler])
+    assert len(set(map(tuple, orders))) > 1  # ... in a new order
+    assert len(BucketBatchSampler(lengths, batch_size=2, same_length=True, drop_last=True)) == 2 + 1

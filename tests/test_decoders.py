@@ -75,3 +75,17 @@ def test_sequence_nll_through_token_nll_equals_logits_and_cross_entropy(kind):
     assert fused_grads.keys() == plain_grads.keys() and "output.weight" in fused_grads
     for name in fused_grads:
         torch.testing.assert_close(fused_grads[name], plain_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_output_layer_without_bias_as_the_reference_code_builds_it(kind):
+    torch.manual_seed(0)
+    config = DecoderConfig(type=kind, embedding_size=8, hidden_size=8, num_heads=2, feedforward_size=16,
+                           output_bias=False, z_mode="init+concat" if kind == "lstm" else "memory")
+    decoder = build_decoder(20, 3, config)
+    assert decoder.output.bias is None
+    assert not any(name.startswith("output.bias") for name, _ in decoder.named_parameters())
+    ids, z = torch.randint(4, 20, (2, 5)), torch.randn(2, 3)
+    hidden = decoder(ids, z)
+    logits = decoder.project(hidden)
+    assert torch.allclose(logits, hidden @ decoder.output.weight.T, atol=1e-6)

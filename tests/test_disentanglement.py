@@ -478,3 +478,21 @@ def test_model_codes_become_one_column_per_latent_variable(tokenizer):
     lines = table.splitlines()
     assert len(lines) == 2 + 5 + 5 + 3 + 3  # two Gaussian dims x 5 values, two variables x 3 categories
     assert lines[2].split()[0] == "z0" and lines[-1].split()[0] == "c3"
+
+
+def test_model_codes_are_encoded_once_per_distinct_sentence(tokenizer, monkeypatch):
+    torch.manual_seed(0)
+    model = TextVAE.from_config(tiny_model_config(latent={"type": "joint", "size": 2, "category_sizes": [3, 4]}),
+                                tokenizer)
+    uncached, _ = model_encode_fn(model, cache=False)
+    encode_fn, _ = model_encode_fn(model)
+    seen: list[str] = []
+    real_encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda sentences: (seen.extend(sentences), real_encode(sentences))[1])
+    first = [SENTENCES[2], SENTENCES[0], SENTENCES[2]]
+    second = [SENTENCES[1], SENTENCES[0], SENTENCES[1], SENTENCES[3]]
+    codes_first, codes_second = encode_fn(first), encode_fn(second)
+    assert seen == [SENTENCES[2], SENTENCES[0], SENTENCES[1], SENTENCES[3]]  # each distinct sentence once
+    assert np.allclose(codes_first, uncached(first), atol=1e-6)
+    assert np.allclose(codes_second, uncached(second), atol=1e-6)
+    assert np.array_equal(codes_second[1], codes_first[1])

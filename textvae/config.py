@@ -152,6 +152,7 @@ class DecoderConfig(Checked):
     embedding_dropout: float = bounded(0.0, 0, 1, below=True)
     output_dropout: float = bounded(0.0, 0, 1, below=True)
     tie_embeddings: bool = False  # share input embedding and output projection (needs embedding_size == hidden_size)
+    output_bias: bool = True  # lstm/gru/transformer: a bias on the output layer (He et al.'s and Li et al.'s has none)
     # transformer
     num_heads: int = bounded(4, 1)
     feedforward_size: int = bounded(1024, 1)
@@ -308,6 +309,9 @@ class DataConfig(Checked):
     batch_size: int = bounded(32, 1)
     eval_batch_size: int = bounded(128, 1)
     bucket: bool = True  # length-bucketed batches, so padding stays small
+    # training batches of one sentence length each, the same batches every epoch in a new order, as He et al.'s and
+    # Li et al.'s code batches (MonoTextData.create_data_batch); for reproducing it (PTB: 1,359 batches of <= 32)
+    same_length_batches: bool = False
     dialogue: DialogueDataConfig = field(default_factory=DialogueDataConfig)
 
 

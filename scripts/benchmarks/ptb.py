@@ -38,6 +38,7 @@ import torch
 
 from textvae import TextVAE
 from textvae.config import load_config
+from textvae.data.batching import BucketBatchSampler
 from textvae.data.pipeline import prepare_data
 from textvae.evaluation.latent_stats import latent_statistics, mutual_information
 from textvae.evaluation.likelihood import elbo_terms, importance_weighted_nll, perplexity_from_nll, predicted_tokens
@@ -109,6 +110,14 @@ def paper_budget(paper, steps: int) -> list[str]:
     if paper.model.objective.kl_schedule == "linear" and paper.model.latent.type != "none":
         out.append(f"model.objective.kl_warmup_steps={min(paper.model.objective.kl_warmup_steps, max(1, steps // 4))}")
     return out
+
+
+def steps_per_epoch(data, recipe: str) -> int:
+    """Batches in one epoch of PTB train under ``recipe``'s config (its batch size and batching)."""
+    config = load_config(CONFIGS / (PAPER_LM if recipe == "paper" else "ptb_lstm_vae.yaml"))
+    sampler = BucketBatchSampler(data.datasets["train"].lengths(), config.data.batch_size,
+                                 same_length=config.data.same_length_batches)
+    return len(sampler)
 
 
 def recipe_variants(steps: int, recipe: str) -> dict[str, tuple[str, list[str]]]:
@@ -224,23 +233,25 @@ def main() -> None:
 
     config = load_config(CONFIGS / "ptb_lstm_vae.yaml", [f"data.data_dir={args.data_dir}"])
     data = prepare_data(config.data, config.model.max_length, overlong=config.model.overlong)
-    steps_per_epoch = math.ceil(len(data.datasets["train"]) / config.data.batch_size)
-    steps = max(1, round(args.epochs * steps_per_epoch))
+    recipes = RECIPES if args.recipe == "both" else (args.recipe,)
+    # the same epochs for every row: the paper configs batch as the reference code does (one length per batch), which
+    # gives more batches per epoch than the adam configs' length buckets
+    steps = {recipe: max(1, round(args.epochs * steps_per_epoch(data, recipe))) for recipe in recipes}
     test = data.sentences("test")
-    print(f"PTB: {len(data.datasets['train'])} training sentences, {steps_per_epoch} steps per epoch; "
-          f"{steps} steps per row; test {len(test)} sentences", flush=True)
+    print(f"PTB: {len(data.datasets['train'])} training sentences; "
+          + "; ".join(f"{recipe}: {steps_per_epoch(data, recipe)} steps per epoch, {steps[recipe]} per row"
+                      for recipe in recipes) + f"; test {len(test)} sentences", flush=True)
 
     results: dict = {"args": vars(args), "steps": steps, "rows": {}, "runs": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    recipes = RECIPES if args.recipe == "both" else (args.recipe,)
     for name in args.rows:
         for recipe in recipes:
             if name not in recipe_variants(1, recipe):
                 print(f"{name}: no {recipe} recipe (the paper recipe is for the LSTM models); skipped", flush=True)
                 continue
             key = row_key(name, recipe)
-            run = run_variant(name, args, steps, data, recipe)
+            run = run_variant(name, args, steps[recipe], data, recipe)
             model = TextVAE.from_pretrained(run["evaluated_dir"])
             results["runs"][key] = {"recipe": recipe, **run}
             results["rows"][key] = row = {"row": name, "recipe": recipe, **evaluate(model, test, args)}

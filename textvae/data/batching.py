@@ -142,6 +142,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     cuts it into batches, then shuffles the batches: padding stays small while batch order stays random. The order is
     a pure function of (seed, epoch), so a resumed run sees the same batches; as with torch's DistributedSampler,
     call ``set_epoch`` before each epoch for a new order.
+
+    ``same_length`` batches as He et al.'s and Li et al.'s code does (``MonoTextData.create_data_batch``): every
+    batch holds sentences of one length (a length's last batch may be smaller), the same batches every epoch, only
+    their order shuffled. For reproducing that code; it gives more, smaller batches than ``bucket``.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         pool_batches: int = 50,
         bucket: bool = True,
+        same_length: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -163,17 +168,34 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.pool_batches = pool_batches
         self.bucket = bucket
+        self.same_length = same_length
         self.epoch = 0
+        self._fixed = self._same_length_batches() if same_length else None
+
+    def _same_length_batches(self) -> list[list[int]]:
+        order = np.argsort(self.lengths, kind="stable")
+        batches: list[list[int]] = []
+        for length in np.unique(self.lengths):
+            group = order[self.lengths[order] == length]
+            batches += [group[i : i + self.batch_size].tolist() for i in range(0, len(group), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        return batches
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self._fixed is not None:
+            return len(self._fixed)
         n = len(self.lengths)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
+        if self._fixed is not None:
+            order = rng.permutation(len(self._fixed)) if self.shuffle else range(len(self._fixed))
+            return iter([list(self._fixed[i]) for i in order])
         order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
         if self.bucket:
             pool = self.batch_size * self.pool_batches

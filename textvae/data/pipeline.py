@@ -59,10 +59,12 @@ def make_loader(
     bucket: bool = True,
     drop_last: bool = False,
     num_workers: int = 0,
+    same_length: bool = False,
 ) -> DataLoader:
     """A DataLoader of padded batches, length-bucketed so padding stays small; the dataset names its collator."""
     sampler = BucketBatchSampler(
-        dataset.lengths(), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, bucket=bucket
+        dataset.lengths(), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, bucket=bucket,
+        same_length=same_length,
     )
     collator = dataset.collator(tokenizer)
     # an own generator: creating an iterator draws a worker seed, and from the global RNG that draw would shift the

@@ -88,7 +88,7 @@ class RNNDecoder(LinearOutput, nn.Module):
         if self.use_init:
             self.z_to_state = nn.Linear(z_size, config.num_layers * config.hidden_size)
         self.output_dropout = Dropout(config.output_dropout)
-        self.output = nn.Linear(config.hidden_size, vocab_size)
+        self.output = nn.Linear(config.hidden_size, vocab_size, bias=config.output_bias)
         if config.tie_embeddings:
             if config.embedding_size != config.hidden_size:
                 raise ValueError(
@@ -194,7 +194,7 @@ class TransformerDecoder(LinearOutput, nn.Module):
         )
         self.norm = nn.LayerNorm(size)
         self.output_dropout = Dropout(config.output_dropout)
-        self.output = nn.Linear(size, vocab_size)
+        self.output = nn.Linear(size, vocab_size, bias=config.output_bias)
         init_weights(self)
         if config.tie_embeddings:
             if config.embedding_size != size:
@@ -295,6 +295,9 @@ class PretrainedDecoder(nn.Module):
 
         super().__init__()
         modes = check_z_mode(config, PRETRAINED_Z_MODES)
+        if not config.output_bias:
+            raise ConfigError("model.decoder.output_bias: false applies to lstm, gru and transformer decoders; a "
+                              "pretrained decoder keeps its checkpoint's output layer")
         if z_size == 0:  # no latent: the checkpoint's language model as it is
             modes = set()
         self.config = config

@@ -321,7 +321,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     sampler_seed = config.seed
     train_loader = make_loader(
         data.datasets["train"], data.tokenizer, config.data.batch_size, shuffle=True, seed=sampler_seed,
-        bucket=config.data.bucket,
+        bucket=config.data.bucket, same_length=config.data.same_length_batches,
     )
     valid_loader = make_loader(
         data.datasets["valid"], data.tokenizer, config.data.eval_batch_size, shuffle=False, bucket=config.data.bucket
