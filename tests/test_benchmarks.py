@@ -153,3 +153,29 @@ def test_dsentences_dci_max_values_leaves_out_only_the_larger_factors():
     small = dsentences.dci_factor_indices(3)
     assert len(small) == 8 and all(sizes[k] <= 3 for k in small) and sizes.index(1100) not in small
     assert dsentences.dci_factor_indices(2) == [k for k, n in enumerate(sizes) if n == 2]
+
+
+def test_ptb_table_resumes_keeping_finished_rows_and_each_recipe_gets_the_same_epochs(tmp_path, monkeypatch):
+    import json
+
+    ptb = load_script("ptb")
+    words = "the cat sat on a mat dog ran far".split()
+    for split, count in (("train", 40), ("valid", 6), ("test", 4)):
+        lines = [" ".join(words[(i + j) % len(words)] for j in range(2 + i % 4)) for i in range(count)]
+        (tmp_path / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
+    out, runs = tmp_path / "results.json", tmp_path / "runs"
+    argv = ["--data-dir", str(tmp_path), "--rows", "lstm_lm", "--recipe", "both", "--epochs", "0.5",
+            "--iw-samples", "2", "--runs", str(runs), "--out", str(out)]
+    ptb.main(argv)
+    first = json.loads(out.read_text())
+    # 40 sentences of 2-5 words at batch 32: 2 length-bucketed batches an epoch, 4 of one length each (paper)
+    assert first["steps"] == {"adam": 1, "paper": 2}
+    assert {run["steps_trained"] for run in first["runs"].values()} == {1, 2}
+    assert set(first["rows"]) == {"lstm_lm", "lstm_lm (paper)"}
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr(ptb, "run_variant", not_again)
+    ptb.main([*argv, "--resume"])
+    assert json.loads(out.read_text())["rows"] == first["rows"]

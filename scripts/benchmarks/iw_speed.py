@@ -116,6 +116,47 @@ def timed(fn, model, sentences, num_samples: int, flops: float, rate: float) -> 
             "nll": float(nll.mean()), "sentences": len(sentences), "per_sentence": nll}
 
 
+def breakdown(model, sentences, num_samples: int, rate: float) -> dict:
+    """Where the library's time goes at ``num_samples``, from torch.profiler's per-operator CPU times: the output
+    layer's product (the matrix products with the vocabulary as one side), its exp and the sums and logs after it,
+    the decoder's LSTM, and everything else; with the FLOP share and achieved rate of the product and the LSTM."""
+    from torch.profiler import ProfilerActivity, profile
+
+    vocab = model.tokenizer.vocab_size
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        start = time.perf_counter()
+        library(model, sentences, num_samples)
+        wall = time.perf_counter() - start
+    seconds = {"output_product": 0.0, "exp": 0.0, "sum_log": 0.0, "lstm": 0.0}
+    for event in prof.key_averages(group_by_input_shape=True):
+        name, self_s = event.key, event.self_cpu_time_total / 1e6
+        if name in ("aten::mm", "aten::addmm") and any(vocab in shape for shape in event.input_shapes if shape):
+            seconds["output_product"] += self_s
+        elif name == "aten::exp_":
+            seconds["exp"] += self_s
+        elif name in ("aten::sum", "aten::log_"):
+            seconds["sum_log"] += self_s
+        elif name == "aten::lstm":
+            seconds["lstm"] += event.cpu_time_total / 1e6  # inclusive: its own products and gates
+    seconds["other"] = wall - sum(seconds.values())
+    config = model.config
+    words = np.array([len(ids) for ids in model.token_ids(sentences)], dtype=np.float64)
+    tokens = float(np.sum(words + 1)) * num_samples
+    product_flops = tokens * 2 * config.decoder.hidden_size * vocab
+    total_flops = forward_flops(model, sentences, num_samples)
+    z = latent_code_size(config.latent)
+    lstm_flops = float(np.sum(decoder_flops(words, config.decoder, z, vocab))) * num_samples - product_flops
+    report = {"num_samples": num_samples, "sentences": len(sentences), "wall_seconds": wall,
+              "utilisation": total_flops / wall / rate,
+              "share_of_time": {k: v / wall for k, v in seconds.items()},
+              "share_of_flops": {"output_product": product_flops / total_flops, "lstm": lstm_flops / total_flops},
+              "output_product_utilisation": product_flops / seconds["output_product"] / rate,
+              "lstm_utilisation": lstm_flops / seconds["lstm"] / rate if seconds["lstm"] else None}
+    # the best the evaluation could reach if everything but the product took no time, at the product's own rate
+    report["ceiling_product_only"] = report["output_product_utilisation"] / report["share_of_flops"]["output_product"]
+    return report
+
+
 def agreement(row: dict) -> None:
     """Each implementation's mean NLL minus the library's on the sentences both scored (the per-sentence values
     are dropped from the row, for the JSON): the previous path draws the same samples, li_et_al its own."""
@@ -161,6 +202,8 @@ def main(argv=None) -> int:
                         help="also time textvae and previous on the whole test split at this K")
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="tokens per decoder call for textvae (default: the library's, 8,192 on a CPU)")
+    parser.add_argument("--breakdown", type=int, default=0, metavar="K",
+                        help="also profile the library at this K: time shares of the output product, exp, LSTM")
     parser.add_argument("--json", default="runs/iw_speed.json")
     parser.add_argument("--plot", default="runs/iw_speed.png")
     args = parser.parse_args(argv)
@@ -204,6 +247,8 @@ def main(argv=None) -> int:
         whole["speedup"] = whole["previous"]["seconds"] / whole["textvae"]["seconds"]
         print(f"whole test split, K={k}: {whole['previous']['seconds']:.0f} s -> {whole['textvae']['seconds']:.0f} s "
               f"({whole['speedup']:.2f}x)")
+    if args.breakdown:
+        report["breakdown"] = breakdown(model, curve_sentences, args.breakdown, rates[0])
     rates.append(matmul_rate(torch.device("cpu")))
     report["machine"]["matmul_flops"] = max(rates)
     report["machine"]["matmul_flops_start_end"] = rates
@@ -216,6 +261,18 @@ def main(argv=None) -> int:
     for row in report["curve"]:
         parts = [f"{name} {row[name]['utilisation']:.3f}" for name in IMPLEMENTATIONS if name in row]
         print(f"K={row['num_samples']}: " + ", ".join(parts))
+    if "breakdown" in report:
+        b = report["breakdown"]
+        for key in ("utilisation", "output_product_utilisation", "lstm_utilisation", "ceiling_product_only"):
+            if b[key] is not None:
+                b[key] *= rates[0] / max(rates)
+        print(f"breakdown at K={b['num_samples']} ({b['sentences']} sentences, {b['wall_seconds']:.1f} s under the "
+              f"profiler, utilisation {b['utilisation']:.3f}): time " + ", ".join(
+                  f"{k} {v:.1%}" for k, v in b["share_of_time"].items())
+              + f"; the output product is {b['share_of_flops']['output_product']:.1%} of the FLOPs and runs at "
+              f"{b['output_product_utilisation']:.3f} of the matmul rate, the LSTM at "
+              f"{b['lstm_utilisation'] or 0:.3f}; with nothing but the product the evaluation would reach "
+              f"{b['ceiling_product_only']:.3f}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if report["curve"]:

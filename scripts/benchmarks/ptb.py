@@ -159,8 +159,9 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
     """Train one row (two runs for AE pretraining) and return its run folders and times; ``evaluated_dir`` is the
     model the table scores (adam: the last step's; paper: the best validation model)."""
     config_file, overrides = recipe_variants(steps, recipe)[name]
+    # a checkpoint at least every 1,000 steps, so that --resume loses little of a stopped row
     common = [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", f"train.eval_every={steps}",
-              f"train.checkpoint_every={steps}", f"seed={args.seed}"]
+              f"train.checkpoint_every={min(steps, 1000)}", f"seed={args.seed}"]
     suffix = "" if recipe == "adam" else f"_{recipe}"
     start = time.perf_counter()
     if name == "ae_free_bits":
@@ -168,11 +169,11 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
                                                  "model.objective.free_bits=0", "model.objective.kl_schedule=constant",
                                                  "train.select_on=rec",
                                                  f"train.output_dir={Path(args.runs) / ('ae_pretrain' + suffix)}"])
-        pretrained = train(ae, data=data, progress=args.progress)
+        pretrained = train(ae, data=data, progress=args.progress, resume=args.resume)
         overrides = [*overrides, f"train.init_from={chosen_model(pretrained, recipe)}", "train.init_modules=[encoder]"]
     config = load_config(CONFIGS / config_file,
                          [*common, *overrides, f"train.output_dir={Path(args.runs) / (name + suffix)}"])
-    result = train(config, data=data, progress=args.progress)
+    result = train(config, data=data, progress=args.progress, resume=args.resume)
     return {"final_dir": str(result.final_dir), "evaluated_dir": str(chosen_model(result, recipe)),
             "train_seconds": time.perf_counter() - start, "valid": result.valid, "steps": steps,
             "steps_trained": result.state.step, "stop_reason": result.state.stop_reason}
@@ -215,7 +216,7 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder with ptb.{train,valid,test}.txt")
     parser.add_argument("--epochs", type=float, default=1.0, help="training budget per row, in epochs of PTB train")
@@ -229,7 +230,10 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/bench_ptb", help="one trainer run folder per row here")
     parser.add_argument("--out", default="runs/bench_ptb/results.json")
     parser.add_argument("--progress", action="store_true", help="progress bars for training and evaluation")
-    args = parser.parse_args()
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out (same budget) and continue each row's run from its newest "
+                             "checkpoint: a table too long for one sitting goes on where it stopped")
+    args = parser.parse_args(argv)
 
     config = load_config(CONFIGS / "ptb_lstm_vae.yaml", [f"data.data_dir={args.data_dir}"])
     data = prepare_data(config.data, config.model.max_length, overlong=config.model.overlong)
@@ -245,12 +249,21 @@ def main() -> None:
     results: dict = {"args": vars(args), "steps": steps, "rows": {}, "runs": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.resume and out.exists():
+        kept = json.loads(out.read_text())
+        for key, run in kept.get("runs", {}).items():
+            if run.get("steps") == steps.get(run.get("recipe")):  # rows of another budget are trained again
+                results["runs"][key], results["rows"][key] = run, kept["rows"][key]
+        print(f"--resume: {len(results['rows'])} rows kept from {out}: {', '.join(results['rows']) or 'none'}",
+              flush=True)
     for name in args.rows:
         for recipe in recipes:
             if name not in recipe_variants(1, recipe):
                 print(f"{name}: no {recipe} recipe (the paper recipe is for the LSTM models); skipped", flush=True)
                 continue
             key = row_key(name, recipe)
+            if key in results["rows"]:
+                continue
             run = run_variant(name, args, steps[recipe], data, recipe)
             model = TextVAE.from_pretrained(run["evaluated_dir"])
             results["runs"][key] = {"recipe": recipe, **run}

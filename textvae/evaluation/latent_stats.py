@@ -112,6 +112,8 @@ def unit_variances(means: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"means must have shape (N, D), got {tuple(means.shape)}")
     if means.size(0) < 2:
         raise ValueError("active units need at least two sentences")
+    if means.size(1) == 0:  # no latent (a language model): no units, and no warning from var over nothing
+        return means.new_zeros(0, dtype=torch.float64)
     return means.double().var(dim=0, unbiased=True)
 
 
