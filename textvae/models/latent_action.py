@@ -10,8 +10,9 @@ sits a latent action z, and the decoder reads z only, so z is all a turn's words
     full ELBO    rec + beta * KL(q(z|x,c) || p(z|c)) with z ~ q(z|x,c), q a recognition network on [x; c]
 
 beta is ``model.objective.beta`` (LaRL: 0.01) with its schedule. Both KLs are >= 0 and are *added* to the NLL:
-the loss is -ELBO. (LaRL's released Deal code writes ``loss = nll - beta * kl`` in one place, which would reward
-a spread-out policy instead of penalising it; we follow the paper's objective, and a test pins the sign.)
+the loss is -ELBO. (Issue #16 reports that LaRL's released Deal code subtracts the KL, which would reward a
+spread-out policy instead of penalising it; not checked against that code here. We follow the paper's objective,
+and a test pins the sign.)
 Reinforcement learning then updates only the policy p(z|c): ``policy`` gives the distribution, ``log_prob`` the
 log-probability of a sampled action summed over its variables.
 """
