@@ -239,6 +239,22 @@ class DialogueConfig(Checked):
 
 
 @dataclass
+class NegotiationConfig(Checked):
+    """Negotiation agents (negotiation_word, larl): the goal encoder, the selection head and LaRL's objective. The
+    context GRU is ``model.dialogue.context_hidden_size`` wide."""
+
+    section = "model.negotiation"
+
+    goal_embedding_size: int = bounded(64, 1)  # per count and per value
+    goal_size: int = bounded(64, 1)  # the goal vector every turn of the context GRU and the selection head read
+    selection_hidden_size: int = bounded(128, 1)
+    selection_weight: float = bounded(0.5, 0)  # weight of the selection cross-entropy beside the response NLL
+    # larl: lite = rec + beta * KL(p(z|c) || uniform or N(0, I)), the policy p(z|c) doubling as the posterior; full =
+    # rec + beta * KL(q(z|x,c) || p(z|c)) with a recognition network q that reads the response
+    elbo: str = choice("lite", "lite", "full")
+
+
+@dataclass
 class ModelConfig(Checked):
     """A whole VAE: its type, pieces and objective."""
 
@@ -250,6 +266,7 @@ class ModelConfig(Checked):
     latent: LatentConfig = field(default_factory=LatentConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)  # dialogue models only
+    negotiation: NegotiationConfig = field(default_factory=NegotiationConfig)  # negotiation agents only
     # tokens per sentence, without <bos>/<eos>, in training, evaluation and the API alike; also the generation
     # limit. None: derived from the training split (its 99.9th percentile length) when the data is prepared
     max_length: Union[int, None] = bounded(None, 1)

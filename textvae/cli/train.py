@@ -15,6 +15,7 @@ from ..evaluation.summary import print_dialogue_summary, print_summary
 
 DEFAULT_CONFIG = "default.yaml"
 DIALOGUE_CONFIG = "dailydialog_cvae.yaml"
+NEGOTIATION_CONFIG = "dealornodeal_larl_cat.yaml"
 
 
 SENTENCE_DESCRIPTION = "Train a sentence VAE. With no arguments: the embedded corpus and configs/default.yaml settings."
@@ -112,6 +113,19 @@ def dialogue_main(argv: Optional[Sequence[str]] = None) -> int:
     """``scripts/train_dialogue.py``: ``main`` with the dialogue defaults and the dialogue summary."""
     return main(argv, prog="train_dialogue.py", summary=print_dialogue_summary, default_config=DIALOGUE_CONFIG,
                 description=DIALOGUE_DESCRIPTION)
+
+
+NEGOTIATION_DESCRIPTION = ("Train a Deal or No Deal agent, supervised stage. With no --config: "
+                           "configs/dealornodeal_larl_cat.yaml (data from --data-dir or $TEXTVAE_DATA/dealornodeal).")
+
+
+def negotiation_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``scripts/train_negotiation.py --stage supervised``: ``main`` with the negotiation defaults and a summary
+    that plays the trained agent against itself."""
+    from ..evaluation.summary import print_negotiation_summary
+
+    return main(argv, prog="train_negotiation.py", summary=print_negotiation_summary,
+                default_config=NEGOTIATION_CONFIG, description=NEGOTIATION_DESCRIPTION)
 
 
 def trained_line(result, max_steps: int) -> str:

@@ -19,6 +19,7 @@ from .batching import (  # resolve_max_length and check_kept re-exported: their 
     warn_length_report,
 )
 from .corpora import load_corpus
+from .dealornodeal import NegotiationCorpus, prepare_negotiation_data
 from .dialogue import prepare_dialogue_data
 from .tokenization import Tokenizer, train_tokenizer
 
@@ -35,6 +36,8 @@ def prepare_data(
     for split in SPLITS:
         if not corpus.split(split) and getattr(corpus, "dialogues", None) is None:
             raise DataError(f"the {split} split of corpus {corpus.name!r} is empty")
+    if isinstance(corpus, NegotiationCorpus):
+        return prepare_negotiation_data(config, max_length, tokenizer=tokenizer, corpus=corpus, overlong=overlong)
     if getattr(corpus, "dialogues", None) is not None:
         return prepare_dialogue_data(config, max_length, tokenizer=tokenizer, corpus=corpus, overlong=overlong)
     if tokenizer is None:

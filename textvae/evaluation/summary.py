@@ -84,3 +84,43 @@ def print_dialogue_summary(result, data, contexts: int = 3, samples: int = 5, sc
           f"{m.bleu_precision:.3f} F1 {m.bleu_f1:.3f} (smoothed sentence BLEU); distinct-1/2 within "
           f"{m.distinct_1_within:.3f}/{m.distinct_2_within:.3f}, overall {m.distinct_1_overall:.3f}/"
           f"{m.distinct_2_overall:.3f}; KL {m.kl:.3f}; IW-NLL {m.nll:.3f} (K=10), PPL per token {m.ppl:.2f}")
+
+
+def print_negotiation_summary(result, data, games: int = 100, seed: int = 0) -> None:
+    """Valid figures of the best negotiation agent (response NLL and perplexity bound, selection accuracy), then
+    ``games`` self-play games of the agent against itself on ``selfplay_eval.txt``'s goals (when the data folder
+    has it): reward, agreement, Pareto-optimal share, turns, and the first game verbatim."""
+    from pathlib import Path
+
+    import torch
+
+    from ..data.dealornodeal import read_goal_pairs
+    from ..data.pipeline import make_loader
+    from ..models.negotiation import NegotiationAgent
+    from ..tasks.negotiation import play, summarize
+
+    folder = result.best_dir or result.final_dir
+    model = load_pretrained(folder)
+    v, state = result.valid, result.state
+    print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
+    loader = make_loader(data.datasets["valid"], data.tokenizer, 128, shuffle=False)
+    right = total = 0.0
+    with torch.no_grad():
+        for batch in loader:
+            out = model.evaluate({k: t.to(model.device) for k, t in batch.items()})
+            known = int((out.selection > 0).sum())
+            right += (out.selection_accuracy or 0.0) * known
+            total += known
+    print(f"valid at step {state.step}: rec {v['rec']:.3f} nats/example (KL {v['kl']:.3f}), response PPL per token <= "
+          f"{v['ppl_bound']:.2f}; selection accuracy {100 * right / max(total, 1):.1f}% of {int(total)} agreed splits")
+    goals = Path(data.corpus.info.get("data_dir", "")) / "selfplay_eval.txt"
+    if not goals.is_file():
+        return
+    pairs = read_goal_pairs(goals)[:games]
+    torch.manual_seed(seed)
+    results = play([NegotiationAgent(model, seed=seed), NegotiationAgent(model, seed=seed + 1)], pairs, seed=seed)
+    s = summarize(results)
+    print(f"\nself-play against itself, {len(results)} games of {goals.name}: reward {s['reward']:.2f} vs "
+          f"{s['partner_reward']:.2f} (agreed games {s['agreed_reward']:.2f} vs {s['agreed_partner_reward']:.2f}), "
+          f"agreement {s['agreement']:.1f}%, Pareto-optimal {s['pareto']:.1f}%, {s['turns']:.1f} turns per game")
+    print("\n" + results[0].transcript())

@@ -4,6 +4,8 @@ from ..config import Config, ModelConfig
 from .base import BaseVAE, InputError, VAEOutput, load_pretrained
 from .cvae import CVAE, CVAEOutput
 from .hierarchical import VHRED
+from .latent_action import LatentActionModel
+from .negotiation import NegotiationAgent, NegotiationModel, NegotiationWordModel
 from .sentence_vae import TextVAE
 
 
@@ -14,5 +16,6 @@ def build_model(config: "Config | ModelConfig | dict", tokenizer) -> BaseVAE:
 
 
 __all__ = [
-    "BaseVAE", "CVAE", "CVAEOutput", "InputError", "TextVAE", "VAEOutput", "VHRED", "build_model", "load_pretrained",
+    "BaseVAE", "CVAE", "CVAEOutput", "InputError", "LatentActionModel", "NegotiationAgent", "NegotiationModel",
+    "NegotiationWordModel", "TextVAE", "VAEOutput", "VHRED", "build_model", "load_pretrained",
 ]

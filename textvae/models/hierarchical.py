@@ -49,7 +49,7 @@ class TurnTerms:
 
 def append_response(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """All turns of each row: (B, N+1, T) ids, (B, N+1) lengths and floor marks, with the response placed right
-    after the row's last context turn, and (B,) turn counts."""
+    after the row's last context turn (its floor mark 1, or the batch's ``response_floor``), and (B,) turn counts."""
     ctx, ctx_len, floor, turns = batch["context_ids"], batch["context_lengths"], batch["context_floor"], batch["context_turns"]
     resp, resp_len = batch["response_ids"], batch["response_lengths"]
     b, n, t = ctx.shape
@@ -61,7 +61,8 @@ def append_response(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     lengths = torch.cat([ctx_len, ctx_len.new_zeros(b, 1)], dim=1)
     lengths[rows, turns] = resp_len
     floors = torch.cat([floor, floor.new_zeros(b, 1)], dim=1)
-    floors[rows, turns] = 1  # the response is the responder's own turn
+    # the response is the responder's own turn, unless the batch says otherwise (negotiation: THEM's closing turn)
+    floors[rows, turns] = batch["response_floor"].to(floor.dtype) if "response_floor" in batch else 1
     return ids, lengths, floors, turns + 1
 
 

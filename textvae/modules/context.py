@@ -40,3 +40,21 @@ class ContextEncoder(nn.Module):
         outputs = self.states(utterances, floor)
         rows = torch.arange(outputs.size(0), device=outputs.device)
         return outputs[rows, (turns - 1).clamp(min=0).to(outputs.device)]
+
+
+class GoalEncoder(nn.Module):
+    """A negotiation goal, (B, 2k) ints ``c0 v0 c1 v1 ...`` (count and value per item type, each 0..max_number), ->
+    (B, size): count and value embeddings of every item, concatenated, through a tanh layer (Lewis et al. 2017)."""
+
+    def __init__(self, num_items: int, embedding_size: int, size: int, max_number: int = 10) -> None:
+        super().__init__()
+        self.max_number = max_number
+        self.count = nn.Embedding(max_number + 1, embedding_size)
+        self.value = nn.Embedding(max_number + 1, embedding_size)
+        self.proj = nn.Linear(2 * num_items * embedding_size, size)
+        self.output_size = size
+
+    def forward(self, goal: torch.Tensor) -> torch.Tensor:
+        goal = goal.clamp(0, self.max_number)
+        pieces = torch.cat([self.count(goal[:, 0::2]), self.value(goal[:, 1::2])], dim=-1)  # (B, k, 2E)
+        return torch.tanh(self.proj(pieces.flatten(1)))

@@ -1,0 +1,61 @@
+"""Self-play speed of Deal or No Deal agents: episodes per second with games played in batches (every agent answers
+all its games of a turn in one call) against one game at a time, in the same run, on the same goals.
+
+    python scripts/benchmarks/selfplay_speed.py --model runs/dealornodeal_word/best --goals ../shared/data/dealornodeal/selfplay.txt
+    python scripts/benchmarks/selfplay_speed.py --model A --partner B --games 256 --batch-size 128 --json speed.json
+
+Benchmark on a quiet machine: anything else running lowers both figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the library of this checkout, installed or not
+
+import torch  # noqa: E402
+
+from textvae.models import NegotiationAgent, load_pretrained  # noqa: E402
+from textvae.tasks.negotiation import play, read_goal_pairs, summarize  # noqa: E402
+
+
+def measure(agents, pairs, batch_size: int, seed: int) -> tuple[float, dict]:
+    start = time.perf_counter()
+    results = play(agents, pairs, batch_size=batch_size, seed=seed)
+    seconds = time.perf_counter() - start
+    return len(pairs) / seconds, summarize(results)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="model folder of the first agent")
+    parser.add_argument("--partner", help="model folder of the second agent (default: the same model)")
+    parser.add_argument("--goals", required=True, help="goal pairs, two lines per game (selfplay.txt)")
+    parser.add_argument("--games", type=int, default=128, help="games per mode")
+    parser.add_argument("--single-games", type=int, default=32, help="games played one at a time")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    model = load_pretrained(args.model)
+    partner = load_pretrained(args.partner) if args.partner else model
+    pairs = read_goal_pairs(args.goals)
+    agents = [NegotiationAgent(model, seed=0), NegotiationAgent(partner, seed=1)]
+    batched, stats = measure(agents, pairs[: args.games], args.batch_size, 0)
+    single, _ = measure(agents, pairs[: args.single_games], 1, 0)
+    row = {"batched_episodes_per_s": batched, "single_episodes_per_s": single, "speedup": batched / single,
+           "games_batched": args.games, "games_single": args.single_games, "batch_size": args.batch_size,
+           "threads": 1, "turns_per_game": stats["turns"],
+           "minutes_for_16344_episodes_batched": 16344 / batched / 60}
+    print(json.dumps(row, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(row, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Negotiation agents for Deal or No Deal: the supervised word-level agent of Lewis et al. (2017),
+``model_type: negotiation_word``, and the pieces every negotiation agent shares (``NegotiationModel``).
+
+    g   = goal encoder(counts, values)                       (``modules.context.GoalEncoder``)
+    u_n = utterance encoder(turn n)
+    h_n = context GRU over [u_n; g] with floor marks (1: the agent's own turns)
+    c   = [h_{last context turn} (0 before the first turn); g]
+    p(x | c)        the response decoder (negotiation_word); LaRL puts a latent action z between c and x
+    p(items | h, g) the selection head, after the dialogue's closing turn: per item type, how many the agent takes
+
+A batch is ``data.dealornodeal``'s: one example per turn the agent (YOU) speaks, from both sides of every
+dialogue (Lewis et al. train on both), plus THEM's closing ``<selection>`` turn where THEM closes, which only the
+selection head reads (``respond`` 0). The selection head reads the GRU state after the closing turn, in training
+and in play alike. ``rec`` is the response NLL per example (0 for selection-only rows, which ``num_tokens`` leaves
+out, so the perplexity bound is per response token); ``selection`` the cross-entropy of the agreed split (0 where the
+example is not the last or the dialogue ended without an agreed split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError, ModelConfig
+from ..data.dealornodeal import NUM_ITEMS, THEM, YOU, Goal, NegotiationExample, collate_negotiation
+from ..modules.context import ContextEncoder, GoalEncoder, encode_turns
+from ..modules.decoders import build_decoder, sequence_nll
+from ..modules.encoders import build_encoder
+from ..modules.latents import build_latent
+from ..registry import MODELS
+from .base import BaseVAE, InputError, VAEOutput, evaluating
+from .hierarchical import append_response
+
+MAX_COUNT = 10  # the selection head's classes per item type: take 0..MAX_COUNT (those above the count are masked)
+
+
+@dataclass
+class NegotiationOutput(VAEOutput):
+    """``VAEOutput`` plus ``selection`` (B,): the split's cross-entropy on rows that select with an agreed split
+    (0 elsewhere), and ``selection_accuracy``: share of those rows whose every item count is predicted right."""
+
+    selection: Optional[torch.Tensor] = None
+    selection_accuracy: Optional[float] = None
+
+    def log_values(self) -> dict[str, float]:
+        values = super().log_values()
+        if self.selection is not None:
+            values["selection"] = float(self.selection.detach().sum() / max(1, int((self.selection > 0).sum())))
+        if self.selection_accuracy is not None:
+            values["selection_accuracy"] = self.selection_accuracy
+        return values
+
+
+@dataclass
+class Pieces:
+    """What one pass over the turns gives: ``c`` (B, C) the response's condition, ``selection_logits`` (B, 3,
+    MAX_COUNT + 1) after the closing turn (masked above each count), ``goal`` (B, G), ``response`` (B, U)."""
+
+    c: torch.Tensor
+    selection_logits: torch.Tensor
+    goal: torch.Tensor
+    response: torch.Tensor  # (B, U) the response's utterance vector (what LaRL's full-ELBO posterior reads)
+
+
+class NegotiationModel(BaseVAE):
+    """Goal encoder, utterance encoder, context GRU and selection head; subclasses add the response model."""
+
+    def __init__(self, config: ModelConfig, tokenizer) -> None:
+        super().__init__(config, tokenizer)
+        n = config.negotiation
+        self.utterance_encoder = build_encoder(tokenizer.vocab_size, config.encoder, pad_id=tokenizer.pad_id,
+                                               tokenizer=tokenizer)
+        self.goal_encoder = GoalEncoder(NUM_ITEMS, n.goal_embedding_size, n.goal_size, MAX_COUNT)
+        size = config.dialogue.context_hidden_size
+        self.context_encoder = ContextEncoder(self.utterance_encoder.output_size + n.goal_size, size)
+        self.condition_size = size + n.goal_size
+        self.selection_head = nn.Sequential(
+            nn.Linear(self.condition_size, n.selection_hidden_size), nn.Tanh(),
+            nn.Linear(n.selection_hidden_size, NUM_ITEMS * (MAX_COUNT + 1)),
+        )
+
+    # ------------------------------------------------------------------ pieces
+    def pieces(self, batch: dict) -> Pieces:
+        """One pass of the context GRU over the context turns and the response: c reads the state before the
+        response, the selection head the state after it."""
+        ids, lengths, floors, turns = append_response(batch)  # turns: context turns + 1
+        goal = self.goal_encoder(batch["goal"])
+        utterances = encode_turns(self.utterance_encoder, ids, lengths)  # (B, N+1, U)
+        inputs = torch.cat([utterances, goal.unsqueeze(1).expand(-1, utterances.size(1), -1)], dim=-1)
+        states = self.context_encoder.states(inputs, floors)  # (B, N+1, H), causal
+        rows = torch.arange(ids.size(0), device=ids.device)
+        context_turns = turns - 1
+        before = states[rows, (context_turns - 1).clamp(min=0)] * (context_turns > 0).unsqueeze(-1).to(states.dtype)
+        after = states[rows, context_turns]
+        logits = self.selection_head(torch.cat([after, goal], dim=-1)).view(-1, NUM_ITEMS, MAX_COUNT + 1)
+        counts = batch["goal"][:, 0::2]  # (B, 3)
+        too_many = torch.arange(MAX_COUNT + 1, device=ids.device).view(1, 1, -1) > counts.unsqueeze(-1)
+        return Pieces(torch.cat([before, goal], dim=-1), logits.masked_fill(too_many, -1e9), goal,
+                      utterances[rows, context_turns])
+
+    def selection_terms(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, Optional[float]]:
+        """Cross-entropy of the agreed split per row (B,), 0 where there is none; the accuracy over those rows."""
+        items = batch["items"]
+        known = (batch["select"] > 0) & (items >= 0).all(-1)
+        ce = F.cross_entropy(logits.float().flatten(0, 1), items.clamp(min=0).flatten(), reduction="none")
+        ce = ce.view(-1, NUM_ITEMS).sum(-1) * known.to(ce.dtype)
+        if not bool(known.any()):
+            return ce, None
+        right = (logits.argmax(-1) == items).all(-1) & known
+        return ce, float(right.sum() / known.sum())
+
+    def response_rows(self, batch: dict) -> torch.Tensor:
+        """(B,) float: 1 where the response is the agent's own turn (modelled), 0 for THEM's closing turn."""
+        return batch["respond"].to(torch.float32) if "respond" in batch else torch.ones(batch["goal"].size(0))
+
+    def combine(self, batch: dict, rec: torch.Tensor, penalty: torch.Tensor, pieces: Pieces) -> tuple[torch.Tensor, torch.Tensor, Optional[float]]:
+        """loss = mean rec over modelled responses + penalty + selection_weight * mean selection CE over selecting
+        rows; also returns the selection terms."""
+        respond = self.response_rows(batch).to(rec.device)
+        selection, accuracy = self.selection_terms(pieces.selection_logits, batch)
+        selecting = (selection > 0).sum().clamp(min=1)
+        loss = (rec * respond).sum() / respond.sum().clamp(min=1) + penalty
+        loss = loss + self.config.negotiation.selection_weight * selection.sum() / selecting
+        return loss, selection, accuracy
+
+    @staticmethod
+    def response_tokens(batch: dict, respond: torch.Tensor) -> torch.Tensor:
+        return ((batch["response_lengths"] - 1) * respond.to(batch["response_lengths"].device).long()).sum()
+
+    # ------------------------------------------------------------------ playing
+    def game_batch(self, goals: Sequence[Goal], histories: Sequence[Sequence[tuple[bool, str]]], closing: bool) -> dict:
+        """A batch for each game as this agent sees it (``histories``: (own turn, text) per turn). ``closing``: the
+        last turn is the response (what the selection head reads after); otherwise every turn is context and the
+        response is empty (what ``c`` is read for)."""
+        examples = []
+        limit = self.config.max_length
+        for goal, history in zip(goals, histories):
+            turns = list(history)
+            last = turns.pop() if closing and turns else None
+            context = [t[:limit] for t in self.tokenizer.batch_encode([text for _, text in turns])]
+            response = self.tokenizer.encode(last[1])[:limit] if last is not None else []
+            examples.append(NegotiationExample(
+                context, [int(own) for own, _ in turns], response, goal=goal.tokens(),
+                select=int(closing), response_floor=YOU if last is None or last[0] else THEM,
+            ))
+        tok = self.tokenizer
+        batch = collate_negotiation(examples, tok.pad_id, tok.bos_id, tok.eos_id)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def choose(self, goals: Sequence[Goal], histories: Sequence[Sequence[tuple[bool, str]]]) -> list[tuple[int, ...]]:
+        """The selection head's most likely share for each finished game."""
+        with evaluating(self):
+            logits = self.pieces(self.game_batch(goals, histories, closing=True)).selection_logits
+        return [tuple(int(x) for x in row) for row in logits.argmax(-1).tolist()]
+
+    def speak_from(self, pieces: Pieces, strategy: str, temperature: float, generator) -> list[str]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def speak(self, goals: Sequence[Goal], histories: Sequence[Sequence[tuple[bool, str]]], strategy: str = "sample",
+              temperature: float = 1.0, generator: Optional[torch.Generator] = None) -> list[str]:
+        """The next utterance of each game (``<selection>`` ends it)."""
+        with evaluating(self):
+            return self.speak_from(self.pieces(self.game_batch(goals, histories, closing=False)), strategy,
+                                   temperature, generator)
+
+    def posterior(self, input_ids: torch.Tensor, lengths: torch.Tensor):
+        raise InputError("a negotiation agent reads goals and dialogues: use forward(batch) or NegotiationAgent")
+
+    def sample(self, n: int, strategy: str = "greedy", seed: Optional[int] = None, **kwargs) -> list[str]:
+        raise InputError("a negotiation agent speaks in a game: use NegotiationAgent with tasks.negotiation.play")
+
+
+@MODELS.register("negotiation_word")
+class NegotiationWordModel(NegotiationModel):
+    """Lewis et al.'s supervised agent: the response decoder reads c = [context; goal] directly."""
+
+    def __init__(self, config: ModelConfig, tokenizer) -> None:
+        super().__init__(config, tokenizer)
+        if config.latent.type != "none":
+            raise ConfigError(f"model_type negotiation_word has no latent: set model.latent.type 'none', not "
+                              f"{config.latent.type!r} (model_type larl has latent actions)")
+        self.latent = build_latent(self.condition_size, config.latent)  # no latent: code_size 0, as a language model's
+        self.decoder = build_decoder(tokenizer.vocab_size, self.condition_size, config.decoder,
+                                     pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id, tokenizer=tokenizer)
+
+    @property
+    def decoder_input_size(self) -> int:
+        return self.condition_size
+
+    def forward(self, batch: dict, step: int = 0) -> NegotiationOutput:
+        pieces = self.pieces(batch)
+        respond = self.response_rows(batch).to(pieces.c.device)
+        rec = sequence_nll(self.decoder, batch["response_ids"], batch["response_lengths"], pieces.c) * respond
+        zero = rec.new_zeros(rec.size(0), 0)
+        loss, selection, accuracy = self.combine(batch, rec, rec.new_zeros(()), pieces)
+        return NegotiationOutput(
+            loss=loss, rec=rec, kl=rec.new_zeros(rec.shape), kl_per_dim=zero, kl_weight=0.0, capacity=None,
+            num_tokens=self.response_tokens(batch, respond), z=zero, z_mean=zero,
+            selection=selection, selection_accuracy=accuracy,
+        )
+
+    def speak_from(self, pieces: Pieces, strategy: str, temperature: float, generator) -> list[str]:
+        ids = self.generate(pieces.c, strategy=strategy, temperature=temperature, generator=generator)
+        return self.tokenizer.batch_decode(ids)
+
+
+class NegotiationAgent:
+    """A model as a player of ``tasks.negotiation.play``: it speaks by ``strategy`` (sampling at ``temperature``
+    by default, as self-play does) and selects with its own head."""
+
+    def __init__(self, model: NegotiationModel, strategy: str = "sample", temperature: float = 1.0,
+                 seed: Optional[int] = None) -> None:
+        self.model, self.strategy, self.temperature = model, strategy, temperature
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def respond(self, games: list[int], goals: list[Goal], histories: list) -> list[str]:
+        return self.model.speak(goals, histories, self.strategy, self.temperature, self.generator)
+
+    def select(self, games: list[int], goals: list[Goal], histories: list) -> list[tuple[int, ...]]:
+        return self.model.choose(goals, histories)
