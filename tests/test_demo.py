@@ -3,6 +3,7 @@ message for each bad input, the limits, one model call at a time, the HTTP serve
 
 import json
 import logging
+import shlex
 import threading
 import time
 import urllib.error
@@ -261,13 +262,9 @@ def test_the_server_answers_the_api_and_serves_the_page_from_the_package(app):
         assert "http://" not in page and "https://" not in page  # no external assets
 
 
-def test_textvae_demo_serves_a_run_folder(tmp_path, sharp_model, monkeypatch, capsys):
-    folder = sharp_model.save_pretrained(tmp_path / "run" / "best")
-    data = tmp_path / "data"
-    data.mkdir()
-    for split in ("train", "valid", "test"):
-        (data / f"{split}.txt").write_text("\n".join(SENTENCES) + "\n")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def run_demo_command(argv: list[str], monkeypatch) -> tuple[int, dict]:
+    """``textvae demo`` with ``argv`` in a thread until it serves; its exit status and ``/api/info``, having
+    loaded the page."""
     started = []
 
     class Recorded(DemoServer):  # the command's own server, so the test can stop it
@@ -277,29 +274,55 @@ def test_textvae_demo_serves_a_run_folder(tmp_path, sharp_model, monkeypatch, ca
 
     monkeypatch.setattr("textvae.demo.DemoServer", Recorded)
     status = []
-    command = threading.Thread(target=lambda: status.append(main(
-        ["demo", str(folder.parent), "--port", "0", "--data-dir", str(data), "--quiet"])))
+    command = threading.Thread(target=lambda: status.append(main(["demo", *argv, "--quiet"])))
     command.start()
     try:
-        for _ in range(600):
+        for _ in range(1200):
             if started or not command.is_alive():
                 break
             time.sleep(0.05)
-        assert started, capsys.readouterr().err
-        server = started[0]
-        with urllib.request.urlopen(server.url, timeout=10) as page:
+        assert started, "the command stopped before serving"
+        with urllib.request.urlopen(started[0].url, timeout=10) as page:
             assert b"Interpolate" in page.read()
-        with urllib.request.urlopen(server.url + "api/info", timeout=10) as info:
+        with urllib.request.urlopen(started[0].url + "api/info", timeout=10) as info:
             info = json.load(info)
-        assert info["folder"] == str(folder) and info["map"]["count"] == 8
-        assert info["map"]["cache"].startswith(str(tmp_path / "cache"))  # no config.yaml in the run: user cache
     finally:
         if started:
             started[0].shutdown()
         command.join(timeout=30)
-    assert status == [0]
+    return status[0], info
+
+
+def test_textvae_demo_serves_a_run_folder(tmp_path, sharp_model, monkeypatch, capsys):
+    folder = sharp_model.save_pretrained(tmp_path / "run" / "best")
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"{split}.txt").write_text("\n".join(SENTENCES) + "\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    status, info = run_demo_command([str(folder.parent), "--port", "0", "--data-dir", str(data)], monkeypatch)
+    assert status == 0 and info["folder"] == str(folder) and info["map"]["count"] == 8
+    assert info["map"]["cache"].startswith(str(tmp_path / "cache"))  # no config.yaml in the run: the user cache
     err = capsys.readouterr().err
     assert f"using the model in {folder}" in err and f"serving {folder} on http://127.0.0.1:" in err
+
+
+def test_the_readme_demo_commands_run(tmp_path, sharp_model, monkeypatch):
+    """The README's `textvae demo` lines, on a tiny run folder named as there, on a free port."""
+    from textvae.config import Config, DataConfig, save_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Interpolation demo")[1].split("```bash\n")[1].split("```")[0]
+    lines = [line.split("#")[0].strip() for line in section.splitlines() if line.startswith("textvae demo")]
+    assert len(lines) == 2
+    monkeypatch.chdir(tmp_path)
+    sharp_model.save_pretrained(tmp_path / "runs" / "default" / "best")
+    save_config(Config(data=DataConfig(synthetic_size=100)), tmp_path / "runs" / "default" / "config.yaml")
+    for line in lines:
+        status, info = run_demo_command(shlex.split(line)[2:] + ["--port", "0", "--map-sentences", "20"], monkeypatch)
+        assert status == 0 and info["map"]["count"] == 10 and "map" in info["operations"]  # the whole valid split
+    assert (tmp_path / "runs" / "default" / "demo-map-best.json").is_file()  # cached in the run folder
+    assert info["decoding"]["strategy"] == "sample" and info["decoding"]["top_p"] == 0.9  # the second line's flags
 
 
 def test_demo_command_errors_are_one_line(tmp_path, capsys):
