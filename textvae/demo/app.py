@@ -126,6 +126,7 @@ class Body:
         return [self._text(f"{key}[{i}]", turn) for i, turn in enumerate(value)]
 
     def integer(self, key: str, default: Any, low: int, high: int) -> int:
+        """An integer in [low, high] (a bool or a float is refused)."""
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise RequestError(f"{key!r} must be an integer, got {value!r}")
@@ -134,6 +135,7 @@ class Body:
         return value
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
+        """A number in (low, high]."""
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RequestError(f"{key!r} must be a number, got {value!r}")
@@ -142,12 +144,14 @@ class Body:
         return float(value)
 
     def choice(self, key: str, default: str, choices: "Sequence[str] | dict") -> str:
+        """One of ``choices`` (a dict maps aliases to names), with the nearest valid name when it is not."""
         value = self._get(key, default)
         if not isinstance(value, str) or value not in choices:
             raise RequestError(unknown_name_message(key, value, list(choices)))
         return choices[value] if isinstance(choices, dict) else value
 
     def done(self) -> None:
+        """Refuse the request when it holds a key no reader asked for, naming the nearest valid one."""
         unknown = sorted(set(self.data) - self.read)
         if unknown:
             raise RequestError(f"{self.endpoint}: {unknown_name_message('key', unknown[0], sorted(self.read))}")
@@ -175,6 +179,7 @@ class LatentMap:
         return (np.asarray(torch.as_tensor(z).double().cpu()) - self.mean) @ self.components.T
 
     def payload(self) -> dict:
+        """The map as ``/api/map`` answers it."""
         return {"sentences": self.sentences, "points": _rounded(self.points), "explained": self.explained,
                 "source": self.source, "cache": self.cache}
 
@@ -356,6 +361,7 @@ class DemoApp:
                 f"/api/respond, not /api/{name}")
 
     def info(self) -> dict:
+        """``/api/info``: the model, the operations it supports, the limits and the decoding defaults."""
         config = self.model.config
         info = {
             "model_type": config.model_type, "folder": self.folder, "operations": self.operations(),

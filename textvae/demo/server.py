@@ -98,6 +98,7 @@ class DemoServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
+        """The page's address (``127.0.0.1`` for a server listening on every interface)."""
         host, port = self.server_address[:2]
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
 
