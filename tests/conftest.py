@@ -67,3 +67,11 @@ def tiny_model(tokenizer):
 
     torch.manual_seed(0)
     return TextVAE.from_config(tiny_model_config(), tokenizer)
+
+
+@pytest.fixture
+def sharp_model(tiny_model):
+    with torch.no_grad():  # a decoder that depends on z enough for paths to change sentence along the way
+        tiny_model.decoder.output.weight.mul_(4)
+        tiny_model.latent.proj.weight.mul_(10)
+    return tiny_model.eval()

@@ -23,15 +23,6 @@ from .conftest import SENTENCES
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-
-@pytest.fixture
-def sharp_model(tiny_model):
-    with torch.no_grad():  # a decoder that depends on z enough for paths to change sentence along the way
-        tiny_model.decoder.output.weight.mul_(4)
-        tiny_model.latent.proj.weight.mul_(10)
-    return tiny_model.eval()
-
-
 def test_linear_and_spherical_points():
     za, zb = torch.tensor([3.0, 0.0, 4.0]), torch.tensor([0.0, 5.0, 0.0])
     line = interpolation_points(za, zb, 5, "linear")

@@ -17,6 +17,7 @@ from textvae.evaluation.plots import (
     kl_per_dim_figure,
     latent_map_figure,
     pca_2d,
+    pca_basis,
     plot_kl_per_dim,
     plot_latent_map,
     plot_training_curves,
@@ -90,6 +91,16 @@ def test_pca_finds_the_direction_of_largest_variance():
     assert points.shape == (500, 2) and ratio[0] > 0.99 and ratio[0] + ratio[1] <= 1 + 1e-12
     assert abs(np.corrcoef(points[:, 0], t[:, 0].numpy())[0, 1]) > 0.999
     assert np.allclose(points.mean(0), 0, atol=1e-9)
+
+
+def test_pca_basis_projects_other_points_onto_the_same_plane():
+    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mean, components, ratio = pca_basis(x)
+    points, ratio_2d = pca_2d(x)
+    assert np.allclose((x.numpy() - mean) @ components.T, points) and np.allclose(ratio, ratio_2d)
+    assert np.allclose(components @ components.T, np.eye(2))  # orthonormal directions
+    _, one, _ = pca_basis(torch.randn(6, 1, dtype=torch.float64))  # one dimension: the second direction is zero
+    assert one.shape == (2, 1) and one[1, 0] == 0 and abs(one[0, 0]) == 1
 
 
 def test_evaluate_writes_metrics_and_figures(tiny_model, tmp_path, capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""`textvae train | evaluate | interpolate | sample | encode`: one module per subcommand, each with ``main(argv)``;
+"""`textvae train | evaluate | interpolate | sample | encode | demo`: one module per subcommand, each with ``main(argv)``;
 ``common`` holds the one way to load a model or run folder and the decoding flags they share."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ COMMANDS = {
     "interpolate": "decode the path between two sentences through latent space",
     "sample": "decode sentences from prior samples",
     "encode": "encode sentences (a file or standard input) to latent codes",
+    "demo": "serve a local page: interpolate, map, sample, respond, traverse",
 }
 
 
@@ -24,7 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("usage: textvae COMMAND [args]\n\ncommands:")
         for name, help_text in COMMANDS.items():
             print(f"  {name:12s} {help_text}")
-        print("\nevaluate, interpolate, sample and encode take a model folder or a run folder (its best/, final/ "
+        print("\nevaluate, interpolate, sample, encode and demo take a model folder or a run folder (its best/, final/ "
               "or last/);\n`textvae COMMAND --help` lists a command's flags and their defaults.")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]

@@ -110,6 +110,34 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device to run on, e.g. cuda (default: the CPU)")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, ``--corpus`` and ``--config``: which corpus goes with the model (``data_config`` reads them)."""
+    parser.add_argument("--data-dir", default=None,
+                        help="corpus folder (train/valid/test files); default: the run's config.yaml, else the "
+                        "embedded synthetic corpus")
+    parser.add_argument("--corpus", default=None, help="corpus loader: lines (default with --data-dir), hf, synthetic")
+    parser.add_argument("--config", default=None,
+                        help="a run's config.yaml whose data section names the corpus (default: the one beside "
+                        "the model folder, when there is one)")
+
+
+def data_config(args: argparse.Namespace, model_folder: Path) -> tuple:
+    """The DataConfig to read (``add_data_arguments``'s flags) and where it came from: --data-dir/--corpus, else
+    the run's config.yaml, else the embedded corpus."""
+    from ..config import DataConfig, load_config
+
+    config_path = Path(args.config) if args.config else model_folder.parent / "config.yaml"
+    if args.config and not config_path.is_file():
+        raise CommandError(f"config file {config_path} not found")
+    if args.data_dir or args.corpus:
+        base = load_config(config_path).data if args.config else DataConfig()
+        corpus = args.corpus or ("lines" if args.data_dir else base.corpus)
+        return DataConfig(**{**base.__dict__, "corpus": corpus, "data_dir": args.data_dir or base.data_dir}), "arguments"
+    if config_path.is_file():
+        return load_config(config_path).data, str(config_path)
+    return DataConfig(), "the embedded synthetic corpus (defaults)"
+
+
 SAMPLE_ONLY = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 BEAM_ONLY = {"beam_size": 4, "length_penalty": 1.0}
 

@@ -12,8 +12,10 @@ from typing import Optional, Sequence
 from ..errors import CommandError
 from .common import (
     CommandParser,
+    add_data_arguments,
     add_decoding_arguments,
     add_model_arguments,
+    data_config,
     decoding_kwargs,
     int_at_least,
     load_model,
@@ -34,14 +36,8 @@ def evaluation_parser(prog: str = "textvae evaluate") -> argparse.ArgumentParser
         "found, latent activity and KL per dimension, a PCA map of posterior means).",
     )
     add_model_arguments(parser)
-    parser.add_argument("--data-dir", default=None,
-                        help="corpus folder (train/valid/test files); default: the run's config.yaml, else the "
-                        "embedded synthetic corpus")
-    parser.add_argument("--corpus", default=None, help="corpus loader: lines (default with --data-dir), hf, synthetic")
+    add_data_arguments(parser)
     parser.add_argument("--split", choices=("train", "valid", "test"), default="test", help="the split to evaluate")
-    parser.add_argument("--config", default=None,
-                        help="a run's config.yaml whose data section names the corpus (default: the one beside "
-                        "the model folder, when there is one)")
     parser.add_argument("--num-samples", type=int_at_least(0), default=500,
                         help="importance samples per sentence for IW-NLL (0: skip IW-NLL)")
     parser.add_argument("--max-sentences", type=int_at_least(2), default=None,
@@ -65,22 +61,6 @@ def evaluation_parser(prog: str = "textvae evaluate") -> argparse.ArgumentParser
                         help="no progress bars or stage messages (bars show only on a terminal anyway)")
     add_decoding_arguments(parser)
     return parser
-
-
-def _data_config(args: argparse.Namespace, model_folder: Path):
-    """The DataConfig to read: --data-dir/--corpus, else the run's config.yaml, else the embedded corpus."""
-    from ..config import DataConfig, load_config
-
-    config_path = Path(args.config) if args.config else model_folder.parent / "config.yaml"
-    if args.config and not config_path.is_file():
-        raise CommandError(f"config file {config_path} not found")
-    if args.data_dir or args.corpus:
-        base = load_config(config_path).data if args.config else DataConfig()
-        corpus = args.corpus or ("lines" if args.data_dir else base.corpus)
-        return DataConfig(**{**base.__dict__, "corpus": corpus, "data_dir": args.data_dir or base.data_dir}), "arguments"
-    if config_path.is_file():
-        return load_config(config_path).data, str(config_path)
-    return DataConfig(), "the embedded synthetic corpus (defaults)"
 
 
 def _find_log(args: argparse.Namespace, model_folder: Path) -> Optional[Path]:
@@ -109,8 +89,8 @@ def _evaluate(argv: Optional[Sequence[str]]) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     model, model_folder = load_model(args.model, args.device)
-    data_config, data_source = _data_config(args, model_folder)
-    corpus = load_corpus(data_config)
+    corpus_config, data_source = data_config(args, model_folder)
+    corpus = load_corpus(corpus_config)
     sentences = corpus.split(args.split)
     factors = corpus.factors.get(args.split) if corpus.factors else None
     if args.max_sentences is not None:

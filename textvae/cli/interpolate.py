@@ -40,20 +40,10 @@ def interpolation_parser(prog: str = "textvae interpolate") -> argparse.Argument
     return parser
 
 
-def pick_grammar(choice: str, sentences: Sequence[str]):
-    """``synthetic``: the embedded corpus grammar; ``auto``: the same when every given sentence is one it
-    generates (the model was then most likely trained on that corpus); ``none``: no grammar column."""
-    from ..data.synthetic import GRAMMAR
-
-    if choice == "synthetic" or (choice == "auto" and sentences and all(GRAMMAR.accepts(s) for s in sentences)):
-        return GRAMMAR.accepts
-    return None
-
-
 def _interpolate(argv: Optional[Sequence[str]]) -> int:
     import torch
 
-    from ..evaluation.homotopy import format_path, prior_path, sentence_path
+    from ..evaluation.homotopy import format_path, pick_grammar, prior_path, sentence_path
 
     args = interpolation_parser().parse_args(argv)
     if args.prior == bool(args.a or args.b):

@@ -48,6 +48,16 @@ def path_metrics(sentences: Sequence[str], grammar: Optional[Grammar] = None) ->
     return metrics
 
 
+def pick_grammar(choice: str, sentences: Sequence[str]) -> Optional[Grammar]:
+    """``synthetic``: the embedded corpus grammar; ``auto``: the same when every given sentence is one it
+    generates (the model was then most likely trained on that corpus); ``none``: no grammar column."""
+    from ..data.synthetic import GRAMMAR
+
+    if choice == "synthetic" or (choice == "auto" and sentences and all(GRAMMAR.accepts(s) for s in sentences)):
+        return GRAMMAR.accepts
+    return None
+
+
 # ---------------------------------------------------------------- paths
 
 

@@ -165,18 +165,23 @@ def plot_kl_per_dim(kl_per_dim: "torch.Tensor | Sequence[float]", path: PathLike
     return _save(kl_per_dim_figure(kl_per_dim, *args, **kwargs), path)
 
 
-def pca_2d(x: "torch.Tensor | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
-    """Project rows (N, D) on their first two principal components: (N, 2) and the explained variance ratios."""
+def pca_basis(x: "torch.Tensor | np.ndarray") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean (D,) of rows (N, D), their first two principal directions (2, D; a zero row where fewer exist) and
+    the variance ratios those explain (2,), so later points project onto the same plane."""
     x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-    centred = x - x.mean(0)
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    mean = x.mean(0)
+    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
     k = min(2, vh.size(0))
-    projected = centred @ vh[:k].T
-    if k < 2:
-        projected = torch.cat([projected, torch.zeros(x.size(0), 2 - k, dtype=projected.dtype)], 1)
+    components = torch.cat([vh[:k], torch.zeros(2 - k, x.size(1), dtype=vh.dtype)])
     variance = s**2
     ratio = (variance[:2] / variance.sum().clamp_min(1e-300)).numpy()
-    return projected.numpy(), np.pad(ratio, (0, 2 - len(ratio)))
+    return mean.numpy(), components.numpy(), np.pad(ratio, (0, 2 - len(ratio)))
+
+
+def pca_2d(x: "torch.Tensor | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
+    """Project rows (N, D) on their first two principal components: (N, 2) and the explained variance ratios."""
+    mean, components, ratio = pca_basis(x)
+    return (np.asarray(x, dtype=np.float64) - mean) @ components.T, ratio
 
 
 def collapse_title(means: "torch.Tensor | np.ndarray", threshold: float = ACTIVE_THRESHOLD) -> Optional[str]:

@@ -8,10 +8,10 @@ import torch
 
 
 def traverse(model, sentence: str, variable: int, values: Optional[Sequence[float]] = None,
-             strategy: str = "greedy") -> list[tuple[str, str]]:
+             strategy: str = "greedy", **decode_kwargs) -> list[tuple[str, str]]:
     """Decode ``sentence``'s code with one latent variable changed: a Gaussian dimension set to each of ``values``
     (default -2..2), or a categorical variable set to each of its categories. Returns (value, sentence) pairs.
-    Variables count Gaussian dimensions first, then categorical variables."""
+    Variables count Gaussian dimensions first, then categorical variables; ``decode_kwargs`` go to ``decode``."""
     latent = model.latent
     z = model.encode([sentence])
     sizes = list(getattr(latent, "category_sizes", []) or [])
@@ -32,7 +32,7 @@ def traverse(model, sentence: str, variable: int, values: Optional[Sequence[floa
         batch[:, offset : offset + n] = 0
         batch[torch.arange(len(values)), offset + torch.tensor([int(v) for v in values])] = 1
         labels = [f"c={int(v)}" for v in values]
-    return list(zip(labels, model.decode(batch, strategy=strategy)))
+    return list(zip(labels, model.decode(batch, strategy=strategy, **decode_kwargs)))
 
 
 def traversal_table(model, sentence: str, variables: Optional[Sequence[int]] = None, max_values: int = 6) -> str:
