@@ -238,6 +238,26 @@ class DialogueConfig(Checked):
 
 
 @dataclass
+class ImageConfig(Checked):
+    """Image models (image_vae): the input's shape (None: taken from the data when it is prepared), the convolutional
+    encoder and decoder, and the pixel likelihood."""
+
+    section = "model.image"
+
+    channels: Union[int, None] = bounded(None, 1)
+    height: Union[int, None] = bounded(None, 1)
+    width: Union[int, None] = bounded(None, 1)
+    # conv64: disentanglement_lib's 64 x 64 network (conv 32-32-64-64, 4 x 4 stride 2; decoder mirrored); small: conv
+    # 32-64 (8 x 8 digits, 28 x 28 MNIST, 28 x 20 Frey faces); auto: conv64 for 64 x 64 images, small otherwise
+    architecture: str = choice("auto", "auto", "conv64", "small")
+    hidden_size: int = bounded(256, 1)  # the dense layer between the conv stack and the latent (and back)
+    # bernoulli: pixels in [0, 1] as Bernoulli probabilities (binary images; grey ones as in most VAE papers);
+    # gaussian: N(sigmoid(output), std^2) per pixel, std fixed by gaussian_std or learned (one scalar) when None
+    likelihood: str = choice("bernoulli", "bernoulli", "gaussian")
+    gaussian_std: Union[float, None] = bounded(None, 0, above=True)
+
+
+@dataclass
 class ModelConfig(Checked):
     """A whole VAE: its type, pieces and objective."""
 
@@ -249,6 +269,7 @@ class ModelConfig(Checked):
     latent: LatentConfig = field(default_factory=LatentConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)  # dialogue models only
+    image: ImageConfig = field(default_factory=ImageConfig)  # image models only
     # tokens per sentence, without <bos>/<eos>, in training, evaluation and the API alike; also the generation
     # limit. None: derived from the training split (its 99.9th percentile length) when the data is prepared
     max_length: Union[int, None] = bounded(None, 1)
@@ -292,12 +313,29 @@ class DialogueDataConfig(Checked):
 
 
 @dataclass
+class ImageDataConfig(Checked):
+    """Image corpora (sprites, digits, mnist, frey_faces, image_folder): held-out splits and pixel handling."""
+
+    section = "data.images"
+
+    # images held out for validation and for test where the source has no such split of its own (sprites, digits,
+    # Frey faces, a folder without train/test subfolders; MNIST's validation comes from its training file).
+    # None: a tenth of the images, at most 5,000
+    valid_size: Union[int, None] = bounded(None, 1)
+    test_size: Union[int, None] = bounded(None, 1)
+    split_seed: int = bounded(0, 0)  # which images are held out; fixed apart from the run's seed
+    binarize: bool = False  # pixels >= 0.5 become 1, the others 0 (static binarisation of grey images)
+    grayscale: bool = True  # image_folder: convert RGB files to one channel
+
+
+@dataclass
 class DataConfig(Checked):
     """Where sentences come from, how they are tokenized and batched."""
 
     section = "data"
 
-    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf; dialogue: dailydialog, dialogue_jsonl
+    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf; dialogue: dailydialog, dialogue_jsonl;
+    # images: sprites, digits, mnist, frey_faces, image_folder (data_dir: the file or folder)
     data_dir: Union[str, None] = None  # folder with train/valid/test files (lines, hf)
     text_column: str = "text"  # hf: the column holding the sentence
     synthetic_size: int = bounded(24000, 30)  # synthetic: number of sentences over all splits
@@ -309,6 +347,7 @@ class DataConfig(Checked):
     eval_batch_size: int = bounded(128, 1)
     bucket: bool = True  # length-bucketed batches, so padding stays small
     dialogue: DialogueDataConfig = field(default_factory=DialogueDataConfig)
+    images: ImageDataConfig = field(default_factory=ImageDataConfig)
 
 
 @dataclass

@@ -82,7 +82,10 @@ class OracleTextEncoder:
 
     @classmethod
     def for_data(cls, data: GroundTruthData) -> "OracleTextEncoder | Callable":
-        """The oracle for dSentences (built from every row) or, for the embedded grammar, its exact parser."""
+        """The oracle for dSentences (built from every row), for the embedded grammar its exact parser, or the one a
+        data set supplies itself (``data.oracle_encoder()``, e.g. the sprites grid's encoder of images)."""
+        if hasattr(data, "oracle_encoder"):
+            return data.oracle_encoder()
         if hasattr(data, "all_sentences") and hasattr(data, "factors"):
             return cls(data.sentences_array, data.factors, data.factors_num_values)
         if hasattr(data, "parse"):
