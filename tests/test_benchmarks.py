@@ -4,6 +4,8 @@ import importlib.util
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from textvae.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +151,18 @@ def test_dsentences_dci_max_values_leaves_out_only_the_larger_factors():
     small = dsentences.dci_factor_indices(3)
     assert len(small) == 8 and all(sizes[k] <= 3 for k in small) and sizes.index(1100) not in small
     assert dsentences.dci_factor_indices(2) == [k for k, n in enumerate(sizes) if n == 2]
+
+
+def test_image_benchmark_rows_and_a_smoke_run(tmp_path):
+    images = load_script("images")
+    assert {"vae", "beta_vae_2", "beta_vae_16", "annealed_vae", "beta_tcvae", "discrete", "joint"} <= set(images.MODELS)
+    for name in images.MODELS:  # every row builds on sprites' shape
+        images.model_config(name, {"channels": 1, "height": 64, "width": 64}, 1000)
+    assert images.PUBLISHED["factor_vae"]["beta_vae"] == 0.84 and images.published_row("beta_vae_8")["mig"] == 0.21
+    results = images.main(["--smoke", "--models", "beta_tcvae", "--threads", "1", "--runs", str(tmp_path / "runs"),
+                           "--json", str(tmp_path / "out.json")])
+    assert set(results["sprites"]) == {"ceiling", "beta_tcvae"} and results["sprites"]["beta_tcvae"]["steps"] == 2
+    assert all(0 <= results["sprites"][row][m]["score"] <= 1 for row in ("ceiling", "beta_tcvae")
+               for m in ("beta_vae", "factor_vae", "mig", "sap"))
+    assert set(results["digits"]) == {"beta_tcvae"} and np.isfinite(results["digits"]["beta_tcvae"]["iw_nll"])
+    assert (tmp_path / "out.json").is_file()

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Union
 
 import yaml
 
+from .config_migration import MOVED_KEYS, migrate as _migrate
 from .errors import ConfigError
 
 
@@ -239,21 +240,16 @@ class DialogueConfig(Checked):
 
 @dataclass
 class ImageConfig(Checked):
-    """Image models (image_vae): the input's shape (None: taken from the data when it is prepared), the convolutional
-    encoder and decoder, and the pixel likelihood."""
+    """Image models (image_vae): the shape (None: the data's), network (conv64: disentanglement_lib's 64 x 64 one; small:
+    conv 32-64 for 8 x 8 to 28 x 28; auto picks by size) and pixel likelihood (gaussian_std None: learned)."""
 
     section = "model.image"
-
     channels: Union[int, None] = bounded(None, 1)
     height: Union[int, None] = bounded(None, 1)
     width: Union[int, None] = bounded(None, 1)
-    # conv64: disentanglement_lib's 64 x 64 network (conv 32-32-64-64, 4 x 4 stride 2; decoder mirrored); small: conv
-    # 32-64 (8 x 8 digits, 28 x 28 MNIST, 28 x 20 Frey faces); auto: conv64 for 64 x 64 images, small otherwise
     architecture: str = choice("auto", "auto", "conv64", "small")
     hidden_size: int = bounded(256, 1)  # the dense layer between the conv stack and the latent (and back)
-    # bernoulli: pixels in [0, 1] as Bernoulli probabilities (binary images; grey ones as in most VAE papers);
-    # gaussian: N(sigmoid(output), std^2) per pixel, std fixed by gaussian_std or learned (one scalar) when None
-    likelihood: str = choice("bernoulli", "bernoulli", "gaussian")
+    likelihood: str = choice("bernoulli", "bernoulli", "gaussian")  # gaussian: N(sigmoid(output), std^2)
     gaussian_std: Union[float, None] = bounded(None, 0, above=True)
 
 
@@ -314,18 +310,16 @@ class DialogueDataConfig(Checked):
 
 @dataclass
 class ImageDataConfig(Checked):
-    """Image corpora (sprites, digits, mnist, frey_faces, image_folder): held-out splits and pixel handling."""
+    """Image corpora: images held out for validation and test where the source has no such split (None: a tenth, at
+    most 5,000), chosen by split_seed; binarize: pixels >= 0.5 become 1; grayscale: image_folder's RGB files to one
+    channel."""
 
     section = "data.images"
-
-    # images held out for validation and for test where the source has no such split of its own (sprites, digits,
-    # Frey faces, a folder without train/test subfolders; MNIST's validation comes from its training file).
-    # None: a tenth of the images, at most 5,000
     valid_size: Union[int, None] = bounded(None, 1)
     test_size: Union[int, None] = bounded(None, 1)
-    split_seed: int = bounded(0, 0)  # which images are held out; fixed apart from the run's seed
-    binarize: bool = False  # pixels >= 0.5 become 1, the others 0 (static binarisation of grey images)
-    grayscale: bool = True  # image_folder: convert RGB files to one channel
+    split_seed: int = bounded(0, 0)
+    binarize: bool = False
+    grayscale: bool = True
 
 
 @dataclass
@@ -334,8 +328,7 @@ class DataConfig(Checked):
 
     section = "data"
 
-    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf; dialogue: dailydialog, dialogue_jsonl;
-    # images: sprites, digits, mnist, frey_faces, image_folder (data_dir: the file or folder)
+    corpus: str = "synthetic"  # registry.CORPORA: synthetic, lines, hf, dailydialog, dialogue_jsonl, sprites, digits, mnist, ...
     data_dir: Union[str, None] = None  # folder with train/valid/test files (lines, hf)
     text_column: str = "text"  # hf: the column holding the sentence
     synthetic_size: int = bounded(24000, 30)  # synthetic: number of sentences over all splits
@@ -428,36 +421,6 @@ class Config(Checked):
         return from_dict(cls, _migrate(data))
 
 
-MOVED_LENGTH_KEYS = ("max_length", "overlong")
-
-
-def _migrate(data: Any) -> Any:
-    """Configs written before one length setting served training, evaluation and the API had ``data.max_length``
-    and ``data.overlong`` beside the model's: a set ``data.max_length`` becomes ``model.max_length`` (it was the
-    limit the data saw), and ``data.overlong`` is dropped with a warning when it differs from the model's policy."""
-    if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
-        return data
-    if not any(key in data["data"] for key in MOVED_LENGTH_KEYS):
-        return data
-    import warnings
-
-    data = {**data, "data": dict(data["data"])}
-    model = dict(data.get("model") or {})
-    limit = data["data"].pop("max_length", None)
-    if limit is not None:
-        model["max_length"] = limit
-    overlong = data["data"].pop("overlong", None)
-    applied = model.get("overlong", "truncate")
-    if overlong is not None and overlong != applied:
-        warnings.warn(
-            f"data.overlong is gone: model.overlong ({applied!r}) now applies to training, evaluation and the API "
-            f"alike; this config's data.overlong={overlong!r} is ignored",
-            stacklevel=3,
-        )
-    data["model"] = model
-    return data
-
-
 # ---------------------------------------------------------------- building from dicts, with checks
 
 
@@ -523,12 +486,6 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConfigError(f"{key}: {value!r} is not a {_type_name(tp)}")
     return value
-
-
-MOVED_KEYS = {
-    "data.max_length": "model.max_length (one length limit for training, evaluation and the API)",
-    "data.overlong": "model.overlong (one policy for training, evaluation and the API)",
-}
 
 
 def _unknown_key(key: str, valid: Iterable[str]) -> ConfigError:
