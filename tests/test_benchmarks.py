@@ -4,6 +4,8 @@ import importlib.util
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+
 from textvae.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,3 +181,18 @@ def test_ptb_table_resumes_keeping_finished_rows_and_each_recipe_gets_the_same_e
     monkeypatch.setattr(ptb, "run_variant", not_again)
     ptb.main([*argv, "--resume"])
     assert json.loads(out.read_text())["rows"] == first["rows"]
+
+
+def test_image_benchmark_rows_and_a_smoke_run(tmp_path):
+    images = load_script("images")
+    assert {"vae", "beta_vae_2", "beta_vae_16", "annealed_vae", "beta_tcvae", "discrete", "joint"} <= set(images.MODELS)
+    for name in images.MODELS:  # every row builds on sprites' shape
+        images.model_config(name, {"channels": 1, "height": 64, "width": 64}, 1000)
+    assert images.PUBLISHED["factor_vae"]["beta_vae"] == 0.84 and images.published_row("beta_vae_8")["mig"] == 0.21
+    results = images.main(["--smoke", "--models", "beta_tcvae", "--threads", "1", "--runs", str(tmp_path / "runs"),
+                           "--json", str(tmp_path / "out.json")])
+    assert set(results["sprites"]) == {"ceiling", "beta_tcvae"} and results["sprites"]["beta_tcvae"]["steps"] == 2
+    assert all(0 <= results["sprites"][row][m]["score"] <= 1 for row in ("ceiling", "beta_tcvae")
+               for m in ("beta_vae", "factor_vae", "mig", "sap"))
+    assert set(results["digits"]) == {"beta_tcvae"} and np.isfinite(results["digits"]["beta_tcvae"]["iw_nll"])
+    assert (tmp_path / "out.json").is_file()

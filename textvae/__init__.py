@@ -25,7 +25,7 @@ from .data.corpora import Corpus, DataError, load_corpus
 from .data.pipeline import PreparedData, make_loader, prepare_data
 from .data.tokenization import Tokenizer, load_tokenizer, train_tokenizer
 from .errors import CheckpointError
-from .models import BaseVAE, InputError, TextVAE, VAEOutput, build_model, load_pretrained
+from .models import BaseVAE, ImageVAE, InputError, TextVAE, VAEModel, VAEOutput, build_model, load_pretrained
 
 TextVAEConfig = ModelConfig  # the config a TextVAE is built from
 
@@ -41,6 +41,7 @@ __all__ = [
     "DataError",
     "DecoderConfig",
     "EncoderConfig",
+    "ImageVAE",
     "InputError",
     "LatentConfig",
     "ModelConfig",
@@ -51,6 +52,7 @@ __all__ = [
     "TokenizerConfig",
     "Tokenizer",
     "TrainConfig",
+    "VAEModel",
     "VAEOutput",
     "build_model",
     "collate",

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Union
 import yaml
 
 from .checked import Checked, bounded, choice, _check_value, _field_types, _is_dataclass_type  # noqa: F401
+from .config_migration import MOVED_KEYS, migrate as _migrate
 from .errors import ConfigError
 
 
@@ -195,6 +196,21 @@ class NegotiationConfig(Checked):
 
 
 @dataclass
+class ImageConfig(Checked):
+    """Image models (image_vae): the shape (None: the data's), network (conv64: disentanglement_lib's 64 x 64 one; small:
+    conv 32-64 for 8 x 8 to 28 x 28; auto picks by size) and pixel likelihood (gaussian_std None: learned)."""
+
+    section = "model.image"
+    channels: Union[int, None] = bounded(None, 1)
+    height: Union[int, None] = bounded(None, 1)
+    width: Union[int, None] = bounded(None, 1)
+    architecture: str = choice("auto", "auto", "conv64", "small")
+    hidden_size: int = bounded(256, 1)  # the dense layer between the conv stack and the latent (and back)
+    likelihood: str = choice("bernoulli", "bernoulli", "gaussian")  # gaussian: N(sigmoid(output), std^2)
+    gaussian_std: Union[float, None] = bounded(None, 0, above=True)
+
+
+@dataclass
 class ModelConfig(Checked):
     """A whole VAE: its type, pieces and objective."""
 
@@ -207,6 +223,7 @@ class ModelConfig(Checked):
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)  # dialogue models only
     negotiation: NegotiationConfig = field(default_factory=NegotiationConfig)  # negotiation agents only
+    image: ImageConfig = field(default_factory=ImageConfig)  # image models only
     # tokens per sentence, without <bos>/<eos>, in training, evaluation and the API alike; also the generation
     # limit. None: derived from the training split (its 99.9th percentile length) when the data is prepared
     max_length: Union[int, None] = bounded(None, 1)
@@ -250,12 +267,26 @@ class DialogueDataConfig(Checked):
 
 
 @dataclass
+class ImageDataConfig(Checked):
+    """Image corpora: images held out for validation and test where the source has no such split (None: a tenth, at
+    most 5,000), chosen by split_seed; binarize: pixels >= 0.5 become 1; grayscale: image_folder's RGB files to one
+    channel."""
+
+    section = "data.images"
+    valid_size: Union[int, None] = bounded(None, 1)
+    test_size: Union[int, None] = bounded(None, 1)
+    split_seed: int = bounded(0, 0)
+    binarize: bool = False
+    grayscale: bool = True
+
+
+@dataclass
 class DataConfig(Checked):
     """Where sentences come from, how they are tokenized and batched."""
 
     section = "data"
 
-    corpus: str = "synthetic"  # a name in registry.CORPORA: synthetic, lines, hf; dialogue: dailydialog, dialogue_jsonl
+    corpus: str = "synthetic"  # registry.CORPORA: synthetic, lines, hf, dailydialog, dialogue_jsonl, sprites, digits, mnist, ...
     data_dir: Union[str, None] = None  # folder with train/valid/test files (lines, hf)
     text_column: str = "text"  # hf: the column holding the sentence
     synthetic_size: int = bounded(24000, 30)  # synthetic: number of sentences over all splits
@@ -270,6 +301,7 @@ class DataConfig(Checked):
     # Li et al.'s code batches (MonoTextData.create_data_batch); for reproducing it (PTB: 1,359 batches of <= 32)
     same_length_batches: bool = False
     dialogue: DialogueDataConfig = field(default_factory=DialogueDataConfig)
+    images: ImageDataConfig = field(default_factory=ImageDataConfig)
 
 
 @dataclass
@@ -350,43 +382,9 @@ class Config(Checked):
         return from_dict(cls, _migrate(data))
 
 
-MOVED_LENGTH_KEYS = ("max_length", "overlong")
-
-
-def _migrate(data: Any) -> Any:
-    """Configs written before one length setting served training, evaluation and the API had ``data.max_length``
-    and ``data.overlong`` beside the model's: a set ``data.max_length`` becomes ``model.max_length`` (it was the
-    limit the data saw), and ``data.overlong`` is dropped with a warning when it differs from the model's policy."""
-    if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
-        return data
-    if not any(key in data["data"] for key in MOVED_LENGTH_KEYS):
-        return data
-    import warnings
-
-    data = {**data, "data": dict(data["data"])}
-    model = dict(data.get("model") or {})
-    limit = data["data"].pop("max_length", None)
-    if limit is not None:
-        model["max_length"] = limit
-    overlong = data["data"].pop("overlong", None)
-    applied = model.get("overlong", "truncate")
-    if overlong is not None and overlong != applied:
-        warnings.warn(
-            f"data.overlong is gone: model.overlong ({applied!r}) now applies to training, evaluation and the API "
-            f"alike; this config's data.overlong={overlong!r} is ignored",
-            stacklevel=3,
-        )
-    data["model"] = model
-    return data
-
-
 # ---------------------------------------------------------------- building from dicts, with checks
 
 
-MOVED_KEYS = {
-    "data.max_length": "model.max_length (one length limit for training, evaluation and the API)",
-    "data.overlong": "model.overlong (one policy for training, evaluation and the API)",
-}
 
 
 def _unknown_key(key: str, valid: Iterable[str]) -> ConfigError:

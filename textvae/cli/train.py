@@ -1,4 +1,5 @@
-"""``textvae train`` (and ``scripts/train_text_vae.py``, ``scripts/train_dialogue.py``): flags, config, training,
+"""``textvae train`` (and ``scripts/train_text_vae.py``, ``scripts/train_dialogue.py``, ``scripts/train_image_vae.py``):
+flags, config, training,
 and the closing summary (``evaluation.summary``)."""
 
 from __future__ import annotations
@@ -126,6 +127,19 @@ def negotiation_main(argv: Optional[Sequence[str]] = None) -> int:
 
     return main(argv, prog="train_negotiation.py", summary=print_negotiation_summary,
                 default_config=NEGOTIATION_CONFIG, description=NEGOTIATION_DESCRIPTION)
+
+
+IMAGE_CONFIG = "sprites_beta_vae.yaml"
+IMAGE_DESCRIPTION = ("Train an image VAE (the reference baselines). With no --config: configs/sprites_beta_vae.yaml; "
+                     "--data-dir is the file or folder of mnist, frey_faces and image_folder corpora.")
+
+
+def image_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``scripts/train_image_vae.py``: ``main`` with the image defaults and the image summary (IW-NLL, PNG grids)."""
+    from ..evaluation.images import print_image_summary  # PIL, loaded when an image run ends
+
+    return main(argv, prog="train_image_vae.py", summary=print_image_summary, default_config=IMAGE_CONFIG,
+                description=IMAGE_DESCRIPTION)
 
 
 def trained_line(result, max_steps: int) -> str:

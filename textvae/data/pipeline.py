@@ -21,6 +21,7 @@ from .batching import (  # resolve_max_length and check_kept re-exported: their 
 from .corpora import load_corpus
 from .dealornodeal import NegotiationCorpus, prepare_negotiation_data
 from .dialogue import prepare_dialogue_data
+from .images import ImageCorpus, prepare_image_data
 from .tokenization import Tokenizer, train_tokenizer
 
 
@@ -31,8 +32,11 @@ def prepare_data(
     """Load the corpus, train a tokenizer on its training split (unless one is given), tokenize every split and
     fit it to one length limit with one policy (the model's ``max_length`` and ``overlong``, the same ones the API
     applies); ``max_length=None`` derives the limit from the training split. A dialogue corpus gives
-    ``DialogueData``: (context, response) examples instead of sentences (see ``data.dialogue``)."""
+    ``DialogueData``: (context, response) examples instead of sentences (see ``data.dialogue``); an image corpus
+    gives ``PreparedImages`` (see ``data.images``)."""
     corpus = load_corpus(config)
+    if isinstance(corpus, ImageCorpus):  # images need no tokenizer or length limit
+        return prepare_image_data(corpus)
     for split in SPLITS:
         if not corpus.split(split) and getattr(corpus, "dialogues", None) is None:
             raise DataError(f"the {split} split of corpus {corpus.name!r} is empty")

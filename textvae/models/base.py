@@ -89,32 +89,34 @@ class evaluating:
         self.model.train(self.was_training)
 
 
-class BaseVAE(nn.Module):
-    """A VAE over sentences. Subclasses provide ``posterior(input_ids, lengths)``, ``latent``, ``decoder`` and
-    ``forward(batch, step)``; this class turns them into the user-facing API."""
+class VAEModel(nn.Module):
+    """What every model shares, text or images: built from its config by ``model_type`` (``from_config``), evaluated
+    with the final KL weights (``evaluate``), saved as a model folder and restored exactly (``save_pretrained`` /
+    ``from_pretrained``). ``uses_tokenizer``: whether the model reads text (its folder then holds the tokenizer)."""
 
     config: ModelConfig
-    api_batch_size = 256
+    uses_tokenizer = True
 
-    def __init__(self, config: ModelConfig, tokenizer) -> None:
+    def __init__(self, config: ModelConfig, tokenizer=None) -> None:
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
 
     # ------------------------------------------------------------------ building and saving
     @classmethod
-    def from_config(cls, config: "Config | ModelConfig | dict", tokenizer) -> "BaseVAE":
-        """Build the model ``config.model_type`` names (``cls`` itself when called on a concrete class), initialised
-        as ``model.init`` says (``default``: each module's own; ``uniform``: ``modules.initialization.uniform_init``)."""
+    def check_config(cls, config: ModelConfig) -> None:
+        """Settings this model type needs before it can be built; a ConfigError names the missing one."""
+
+    @classmethod
+    def from_config(cls, config: "Config | ModelConfig | dict", tokenizer=None) -> "VAEModel":
+        """Build the model ``config.model_type`` names (``cls`` itself when called on a concrete class; any model from
+        ``VAEModel`` or ``BaseVAE``), initialised as ``model.init`` says (``default``: each module's own;
+        ``uniform``: ``modules.initialization.uniform_init``)."""
         model_config = as_model_config(config)
-        if model_config.max_length is None:
-            raise ConfigError(
-                "model.max_length is not set: prepare_data derives it from the training split, so build the model "
-                "from data.model_config(config) (or set model.max_length)"
-            )
         model_cls = MODELS.get(model_config.model_type)
-        if cls is not BaseVAE and not issubclass(model_cls, cls):
+        if cls not in (VAEModel, BaseVAE) and not issubclass(model_cls, cls):
             raise ConfigError(f"model_type {model_config.model_type!r} builds {model_cls.__name__}, not {cls.__name__}")
+        model_cls.check_config(model_config)
         model = model_cls(model_config, tokenizer)
         if model_config.init == "uniform":
             uniform_init(model, model_config.init_range, model_config.embedding_init_range)
@@ -138,7 +140,7 @@ class BaseVAE(nn.Module):
                 child.save_backbone(folder)
 
     @classmethod
-    def from_pretrained(cls, folder: "str | Path", device: "str | torch.device | None" = None) -> "BaseVAE":
+    def from_pretrained(cls, folder: "str | Path", device: "str | torch.device | None" = None) -> "VAEModel":
         """Restore a model folder exactly (in eval mode); never unpickles anything."""
         from ..data.tokenization import load_tokenizer
 
@@ -146,12 +148,15 @@ class BaseVAE(nn.Module):
         raw = read_config(folder)
         try:
             model_config = from_dict(ModelConfig, raw, prefix="model.")
+            model_cls = MODELS.get(model_config.model_type)
         except ConfigError as exc:
             raise CheckpointError(f"{folder / 'config.json'} does not describe a model: {exc}") from None
-        try:
-            tokenizer = load_tokenizer(folder)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"model folder {folder}: cannot load the tokenizer: {exc}") from None
+        tokenizer = None
+        if model_cls.uses_tokenizer:
+            try:
+                tokenizer = load_tokenizer(folder)
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"model folder {folder}: cannot load the tokenizer: {exc}") from None
         with backbones_from(folder):  # pretrained backbones: architecture from the folder, weights loaded next
             model = cls.from_config(model_config, tokenizer)
         load_weights(model, folder)
@@ -162,6 +167,21 @@ class BaseVAE(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+class BaseVAE(VAEModel):
+    """A VAE over sentences. Subclasses provide ``posterior(input_ids, lengths)``, ``latent``, ``decoder`` and
+    ``forward(batch, step)``; this class turns them into the user-facing API."""
+
+    api_batch_size = 256
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        if config.max_length is None:
+            raise ConfigError(
+                "model.max_length is not set: prepare_data derives it from the training split, so build the model "
+                "from data.model_config(config) (or set model.max_length)"
+            )
 
     # ------------------------------------------------------------------ pieces subclasses provide
     @property
@@ -551,6 +571,6 @@ def sample_tokens(
     return (cdf <= uniform * cdf[:, -1:]).sum(-1).clamp_(max=vocab - 1)
 
 
-def load_pretrained(folder: "str | Path", device: "str | torch.device | None" = None) -> BaseVAE:
+def load_pretrained(folder: "str | Path", device: "str | torch.device | None" = None) -> VAEModel:
     """Load any model folder written by ``save_pretrained``; the class comes from its config's ``model_type``."""
-    return BaseVAE.from_pretrained(folder, device=device)
+    return VAEModel.from_pretrained(folder, device=device)

@@ -61,12 +61,7 @@ class TextVAE(BaseVAE):
             vocab, self.latent.code_size, config.decoder, pad_id=tokenizer.pad_id, unk_id=tokenizer.unk_id,
             tokenizer=tokenizer,
         )
-        objective = config.objective
-        if objective.tcvae:
-            if not isinstance(self.latent, GaussianLatent):
-                raise ConfigError(f"model.objective.tcvae needs model.latent.type 'gaussian', not {config.latent.type!r}")
-            if objective.capacity > 0 or objective.free_bits > 0:
-                raise ConfigError("model.objective.tcvae replaces the KL term; set capacity and free_bits to 0")
+        check_objective(config, self.latent)
 
     def posterior(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.distributions.Distribution:
         """q(z|x) for a padded batch."""
@@ -93,33 +88,51 @@ class TextVAE(BaseVAE):
         follow ``step``. In eval mode categorical variables are sampled exactly (one-hot), not relaxed."""
         input_ids, lengths = batch["input_ids"], batch["lengths"]
         q = self.posterior(input_ids, lengths)
-        num_categorical = self.latent.num_categorical
-        temperature = gumbel_temperature(self.config.latent, step) if num_categorical else None
-        z = self.latent.rsample(q, temperature=temperature)
-        rec = self.reconstruction_nll(input_ids, lengths, z)
-        kl_per_dim = self.latent.kl_per_dim(q)
-        objective = self.config.objective
-        parts = None
-        if objective.tcvae:
-            parts = tc_decomposition(q, z, objective.tc_dataset_size, objective.tc_estimator)
-            term = tcvae_term(parts, objective, step)
-        else:
-            term = kl_term(kl_per_dim, objective, step, num_categorical, self.latent.max_categorical_kl)
-        return TextVAEOutput(
-            loss=rec.mean() + term.penalty,
-            rec=rec,
-            kl=kl_per_dim.sum(-1),
-            kl_per_dim=kl_per_dim,
-            kl_weight=term.kl_weight,
-            capacity=term.capacity,
-            num_tokens=(lengths - 1).sum(),
-            z=z,
-            z_mean=self.latent.mean(q).detach(),
-            temperature=temperature,
-            discrete_kl_weight=term.discrete_kl_weight,
-            discrete_capacity=term.discrete_capacity,
-            kl_categorical=kl_per_dim[:, -num_categorical:].sum(-1) if num_categorical else None,
-            mi=None if parts is None else parts.mi,
-            tc=None if parts is None else parts.tc,
-            dim_kl=None if parts is None else parts.dim_kl,
-        )
+        return latent_forward(self.latent, self.config, q, step, lambda z: self.reconstruction_nll(input_ids, lengths, z),
+                              num_tokens=(lengths - 1).sum())
+
+
+def check_objective(config: ModelConfig, latent) -> None:
+    """A ConfigError for an objective the latent cannot take (beta-TCVAE: Gaussian latents, no capacity or free bits)."""
+    objective = config.objective
+    if objective.tcvae:
+        if not isinstance(latent, GaussianLatent):
+            raise ConfigError(f"model.objective.tcvae needs model.latent.type 'gaussian', not {config.latent.type!r}")
+        if objective.capacity > 0 or objective.free_bits > 0:
+            raise ConfigError("model.objective.tcvae replaces the KL term; set capacity and free_bits to 0")
+
+
+def latent_forward(latent, config: ModelConfig, q, step: int, reconstruction, num_tokens: torch.Tensor) -> TextVAEOutput:
+    """The loss of any single-latent VAE, whatever it models: z sampled from ``q`` (the Gumbel-Softmax temperature
+    following ``step``), ``reconstruction(z)`` -> -log p(x|z) per example (B,), and the KL term of the objective
+    (beta and its schedule, capacity, free bits, beta-TCVAE). Text and image VAEs share it."""
+    num_categorical = latent.num_categorical
+    temperature = gumbel_temperature(config.latent, step) if num_categorical else None
+    z = latent.rsample(q, temperature=temperature)
+    rec = reconstruction(z)
+    kl_per_dim = latent.kl_per_dim(q)
+    objective = config.objective
+    parts = None
+    if objective.tcvae:
+        parts = tc_decomposition(q, z, objective.tc_dataset_size, objective.tc_estimator)
+        term = tcvae_term(parts, objective, step)
+    else:
+        term = kl_term(kl_per_dim, objective, step, num_categorical, latent.max_categorical_kl)
+    return TextVAEOutput(
+        loss=rec.mean() + term.penalty,
+        rec=rec,
+        kl=kl_per_dim.sum(-1),
+        kl_per_dim=kl_per_dim,
+        kl_weight=term.kl_weight,
+        capacity=term.capacity,
+        num_tokens=num_tokens,
+        z=z,
+        z_mean=latent.mean(q).detach(),
+        temperature=temperature,
+        discrete_kl_weight=term.discrete_kl_weight,
+        discrete_capacity=term.discrete_capacity,
+        kl_categorical=kl_per_dim[:, -num_categorical:].sum(-1) if num_categorical else None,
+        mi=None if parts is None else parts.mi,
+        tc=None if parts is None else parts.tc,
+        dim_kl=None if parts is None else parts.dim_kl,
+    )

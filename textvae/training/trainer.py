@@ -34,6 +34,7 @@ from ..evaluation.likelihood import evaluation_context, forward_elbo
 from ..evaluation.latent_stats import active_units_from_means
 from ..models import build_model
 from ..models.base import BaseVAE
+from ..registry import MODELS
 from .checkpoint import (
     BEST_COPY_NAME,
     TRAINER_STATE_NAME,
@@ -312,7 +313,8 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     changed = check_resume_config(out_dir, config) if checkpoint is not None else {}
     if data is None:
         # weights from another model folder come with its vocabulary: token ids must mean the same words
-        tokenizer = load_tokenizer(tc.init_from) if tc.init_from else None
+        reads_text = MODELS.get(config.model.model_type).uses_tokenizer  # an image model's folder has no tokenizer
+        tokenizer = load_tokenizer(tc.init_from) if tc.init_from and reads_text else None
         data = prepare_data(config.data, config.model.max_length, tokenizer=tokenizer, overlong=config.model.overlong)
     model = build_model(data.model_config(config), data.tokenizer)
     if tc.init_from and checkpoint is None:  # a resumed run has its own weights

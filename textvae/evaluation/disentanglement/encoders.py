@@ -32,9 +32,9 @@ def model_encode_fn(model, variables: bool = True, cache: bool = True) -> tuple[
     """``(encode_fn, categorical)`` for a trained model: sentences -> posterior modes (Gaussian means, argmax
     categories), one column per latent variable when ``variables`` (else the raw one-hot codes, all continuous).
 
-    Posterior modes are deterministic, so with ``cache`` each distinct sentence is encoded once and its code reused:
-    the sampled scores draw millions of sentences from a corpus of a few hundred thousand (dSentences: 2.9 million
-    draws, 311,040 distinct sentences), and the encoder is most of their time."""
+    Posterior modes are deterministic, so with ``cache`` each distinct sentence (images are not cached) is encoded
+    once and its code reused: the sampled scores draw millions of sentences from a corpus of a few hundred thousand
+    (dSentences: 2.9 million draws, 311,040 distinct sentences), and the encoder is most of their time."""
     latent = model.latent
     if variables:
         categorical = latent_variables(latent, torch.zeros(1, latent.code_size))[1]
@@ -51,6 +51,8 @@ def model_encode_fn(model, variables: bool = True, cache: bool = True) -> tuple[
     blocks: list[np.ndarray] = []
 
     def encode_fn(sentences: list[str]) -> np.ndarray:
+        if sentences and not isinstance(sentences[0], str):  # images and other unhashable observations
+            return encode_new(sentences)
         new = list(dict.fromkeys(s for s in sentences if s not in rows))
         if new:
             first = len(rows)
@@ -102,7 +104,10 @@ class OracleTextEncoder:
 
     @classmethod
     def for_data(cls, data: GroundTruthData) -> "OracleTextEncoder | Callable":
-        """The oracle for dSentences (built from every row) or, for the embedded grammar, its exact parser."""
+        """The oracle for dSentences (built from every row), for the embedded grammar its exact parser, or the one a
+        data set supplies itself (``data.oracle_encoder()``, e.g. the sprites grid's encoder of images)."""
+        if hasattr(data, "oracle_encoder"):
+            return data.oracle_encoder()
         if hasattr(data, "all_sentences") and hasattr(data, "factors"):
             return cls(data.sentences_array, data.factors, data.factors_num_values)
         if hasattr(data, "parse"):
