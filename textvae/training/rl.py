@@ -264,16 +264,23 @@ def rl_step(model: NegotiationModel, partner, optimizer: torch.optim.Optimizer, 
     return mean
 
 
+def pass_order(n: int, seed: int, p: int) -> list[int]:
+    """The order of ``n`` goal pairs in pass ``p``: a shuffle that depends on ``seed`` and ``p`` only."""
+    order = list(range(n))
+    random.Random(seed * 1_000_003 + p).shuffle(order)
+    return order
+
+
 def episode_pairs(goal_pairs: Sequence[tuple[Goal, Goal]], episode: int, count: int, seed: int) -> list:
     """The ``count`` goal pairs from ``episode`` on, over passes that each shuffle the pairs anew (pass p's order
     depends on ``seed`` and p only, so a resumed run sees the same games)."""
     n = len(goal_pairs)
-    out = []
+    out, orders = [], {}
     while len(out) < count:
         p, i = divmod(episode + len(out), n)
-        order = list(range(n))
-        random.Random(seed * 1_000_003 + p).shuffle(order)
-        out.append(goal_pairs[order[i]])
+        if p not in orders:
+            orders[p] = pass_order(n, seed, p)
+        out.append(goal_pairs[orders[p][i]])
     return out
 
 
