@@ -8,7 +8,7 @@ import torch
 
 from tests.test_latent_action import CONFIGS, data  # noqa: F401  (the tiny data fixture)
 from textvae.evaluation.negotiation import (
-    diversity, evaluate_against, game_metrics, language_perplexity, test_perplexity as response_perplexity,
+    diversity, evaluate_against, game_metrics, language_perplexity, response_perplexity,
     utterance_batches,
 )
 from textvae.models import NegotiationAgent, build_model

@@ -85,11 +85,11 @@ def train_rl_row(kind: str, args, seed: int, root: Path, folder: Path, partner_f
 
 
 def evaluate_row(folder: Path, partner_folder: Path, goal_sets: dict, seed: int, test_dataset) -> dict:
-    from textvae.evaluation.negotiation import evaluate_against, test_perplexity
+    from textvae.evaluation.negotiation import evaluate_against, response_perplexity
     from textvae.models import NegotiationAgent, load_pretrained
 
     model, lm = load_pretrained(folder), load_pretrained(partner_folder)
-    row = {"test_ppl": test_perplexity(model, test_dataset)}
+    row = {"test_ppl": response_perplexity(model, test_dataset)}
     for name, pairs in goal_sets.items():
         torch.manual_seed(seed)
         metrics, results = evaluate_against(NegotiationAgent(model, seed=seed), NegotiationAgent(lm, seed=seed + 1),

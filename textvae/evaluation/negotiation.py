@@ -80,15 +80,12 @@ def language_perplexity(model, results: Sequence[GameResult], agent: int = 0, ba
     return forward_elbo(model, batches).perplexity_bound()
 
 
-def test_perplexity(model, dataset, batch_size: int = 128) -> float:
+def response_perplexity(model, dataset, batch_size: int = 128) -> float:
     """The response perplexity per token of a negotiation dataset (the test split) under ``model``: exact for a
     word-level agent, the ELBO's upper bound for a latent one."""
     from ..data.pipeline import make_loader
 
     return forward_elbo(model, make_loader(dataset, model.tokenizer, batch_size, shuffle=False)).perplexity_bound()
-
-
-test_perplexity.__test__ = False  # a metric, not a test for pytest to collect
 
 
 def game_metrics(results: Sequence[GameResult], agent: int = 0, language_model=None) -> NegotiationMetrics:
