@@ -8,7 +8,7 @@ import pytest
 from textvae.config import DataConfig, DialogueDataConfig, TokenizerConfig
 from textvae.data.corpora import load_corpus
 from textvae.data.dealornodeal import (
-    THEM, YOU, format_line, parse_line, parse_raw_line, read_dialogues, read_goal_pairs,
+    THEM, YOU, dialogue_goal_pairs, format_line, parse_line, parse_raw_line, read_dialogues, read_goal_pairs,
 )
 from textvae.data.pipeline import make_loader, prepare_data
 from textvae.errors import DataError
@@ -144,3 +144,8 @@ def test_every_line_of_the_staged_files_parses():
     # whose data.txt side says disconnect while val/test write <disagree>
     held_out = set((STAGED / "val.txt").read_text().splitlines()) | set((STAGED / "test.txt").read_text().splitlines())
     assert len(held_out) - len(held_out & {format_line(d) for d in raw}) == 2
+
+
+def test_dialogue_goal_pairs_take_one_side_of_each_dialogue():
+    pairs = dialogue_goal_pairs([parse_line(VAL_A), parse_line(VAL_B), parse_line(TEST_A)])
+    assert pairs == [(parse_line(VAL_A).goal, parse_line(VAL_A).partner), (parse_line(TEST_A).goal, parse_line(TEST_A).partner)]

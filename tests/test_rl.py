@@ -1,7 +1,9 @@
-"""REINFORCE on the latent policy: reward rises on a toy game, only the policy moves, and a resumed run equals an
+"""REINFORCE on the latent policy and on the words: reward rises on a toy game, latent RL moves only the policy, word
+RL's log-probabilities are the sampled words', and a resumed run (word RL with its supervised updates too) equals an
 uninterrupted one."""
 
 import copy
+import json
 
 import torch
 
@@ -9,7 +11,7 @@ from tests.test_latent_action import CONFIGS, data  # noqa: F401  (the tiny data
 from textvae.models import build_model
 from textvae.tasks.negotiation import Goal
 from textvae.training.rl import (
-    PolicyAgent, RewardStats, RLConfig, reinforce_loss, train_rl,
+    PolicyAgent, RewardStats, RLConfig, WordPolicyAgent, learner, reinforce_loss, train_rl,
 )
 
 PAIRS = [(Goal((1, 4, 1), (0, 2, 2)), Goal((1, 4, 1), (4, 1, 2))), (Goal((3, 3, 1), (3, 0, 1)), Goal((3, 3, 1), (2, 1, 1)))]
@@ -34,7 +36,7 @@ def take_all(games, goals, histories):
 
 
 def first_words(model, n=200):
-    agent = PolicyAgent(model, torch.Generator().manual_seed(1))
+    agent = learner(model, torch.Generator().manual_seed(1), RLConfig())
     with torch.no_grad():
         said = agent.respond(list(range(n)), [PAIRS[0][0]] * n, [[]] * n)
     return [s.split()[0] if s.split() else "" for s in said]
@@ -56,33 +58,102 @@ def test_reinforce_loss_discounts_earlier_turns():
     assert float(loss.detach()) == -(0.5 * 3.0 * -1.0 + 1.0 * 3.0 * -2.0)
 
 
+def train_on_toy_game(model, **settings):
+    """RL against a partner who gives in to one of the words the untrained agent sometimes opens with (about 30%
+    of its openings); returns that word's share of openings before and after."""
+    words = first_words(model)
+    word = min(set(words), key=lambda w: abs(words.count(w) / len(words) - 0.3))
+    before = words.count(word) / len(words)
+    config = RLConfig(episodes_per_update=16, max_turns=2, passes=1000, learning_rate=0.5, **settings)
+    train_rl(model, Pushover(word), PAIRS, config, max_updates=15, select=take_all)
+    return before, first_words(model).count(word) / 200
+
+
 def test_rl_raises_reward_on_a_toy_game_and_moves_only_the_policy(data):  # noqa: F811
     torch.manual_seed(0)
     model = build_model(CONFIGS["larl_cat"](), data.tokenizer)
-    words = first_words(model)
-    # the toy reward: the partner gives in to one of the words the untrained agent sometimes opens with
-    word = min(set(words), key=lambda w: abs(words.count(w) / len(words) - 0.3))
-    before = words.count(word) / len(words)
     decoder = copy.deepcopy(model.decoder.state_dict())
-    config = RLConfig(episodes_per_update=16, max_turns=2, passes=1000, learning_rate=0.5)
-    train_rl(model, Pushover(word), PAIRS, config, max_updates=15, select=take_all)
-    after = first_words(model).count(word) / 200
-    assert after > before + 0.2, (word, before, after)
+    before, after = train_on_toy_game(model)
+    assert after > before + 0.2, (before, after)
     assert all(torch.equal(v, model.decoder.state_dict()[k]) for k, v in decoder.items())
 
 
-def test_resumed_rl_equals_uninterrupted(data, tmp_path):  # noqa: F811
+def test_word_rl_raises_reward_on_a_toy_game(data):  # noqa: F811
     torch.manual_seed(0)
-    start = build_model(CONFIGS["larl_cat"](), data.tokenizer)
+    before, after = train_on_toy_game(build_model(CONFIGS["word"](), data.tokenizer), supervised_every=0)
+    assert after > before + 0.2, (before, after)
+
+
+def test_word_log_probs_are_the_sampled_words(data):  # noqa: F811
+    torch.manual_seed(0)
+    model = build_model(CONFIGS["word"](), data.tokenizer).eval()
+    agent = WordPolicyAgent(model, torch.Generator().manual_seed(3), temperature=0.7)
+    goals = [PAIRS[0][0], PAIRS[1][0]]
+    said = agent.respond([0, 1], goals, [[], [(False, "i want the hats")]])
+    c = model.pieces(model.game_batch(goals, [[], [(False, "i want the hats")]], closing=False)).c
+    for g, text in enumerate(said):
+        ids = model.tokenizer.encode(text)
+        lp = agent.log_probs[g][0]
+        assert lp.requires_grad and lp.numel() == min(len(ids) + 1, model.config.max_length)
+        # the first word's log-probability by hand: softmax of the decoder's first step at temperature 0.7
+        logits, _ = model.decoder.step(torch.tensor([model.tokenizer.bos_id]), c[g:g + 1],
+                                       model.decoder.initial_state(c[g:g + 1]))
+        logits = logits.float() / 0.7
+        logits[:, model._never_generated()] = -torch.inf
+        first = ids[0] if ids else model.tokenizer.eos_id
+        assert torch.allclose(lp[0], logits.log_softmax(-1)[0, first], atol=1e-5)
+
+
+def resume_case(data, name, config, tmp_path):  # noqa: F811
+    torch.manual_seed(0)
+    start = build_model(CONFIGS[name](), data.tokenizer)
     word = first_words(start)[0]
-    config = RLConfig(episodes_per_update=4, max_turns=2, passes=100)
+    train = data.datasets["train"]
     straight = copy.deepcopy(start)
-    s1 = train_rl(straight, Pushover(word), PAIRS, config, max_updates=6, select=take_all)
+    s1 = train_rl(straight, Pushover(word), PAIRS, config, max_updates=6, select=take_all, supervised_data=train)
     resumed = copy.deepcopy(start)
     path = tmp_path / "rl_state.pt"
-    train_rl(resumed, Pushover(word), PAIRS, config, state_path=path, max_updates=3, select=take_all)
+    train_rl(resumed, Pushover(word), PAIRS, config, state_path=path, max_updates=3, select=take_all,
+             supervised_data=train)
     fresh = copy.deepcopy(start)  # a new process: the weights come from the state file
-    s2 = train_rl(fresh, Pushover(word), PAIRS, config, state_path=path, resume=True, max_updates=6, select=take_all)
+    s2 = train_rl(fresh, Pushover(word), PAIRS, config, state_path=path, resume=True, max_updates=6, select=take_all,
+                  supervised_data=train)
+    return start, straight, fresh, s1, s2
+
+
+def test_resumed_rl_equals_uninterrupted(data, tmp_path):  # noqa: F811
+    config = RLConfig(episodes_per_update=4, max_turns=2, passes=100)
+    _, straight, fresh, s1, s2 = resume_case(data, "larl_cat", config, tmp_path)
     assert s1.history == s2.history and s1.episode == s2.episode == 24
     assert (s1.rewards.count, s1.rewards.mean) == (s2.rewards.count, s2.rewards.mean)
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_resumed_word_rl_with_supervised_updates_equals_uninterrupted(data, tmp_path):  # noqa: F811
+    config = RLConfig(episodes_per_update=4, max_turns=2, passes=100, supervised_every=2, supervised_batch_size=4)
+    start, straight, fresh, s1, s2 = resume_case(data, "word", config, tmp_path)
+    assert s1.history == s2.history and s1.episode == s2.episode == 24
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()))
+    moved = straight.state_dict()
+    assert not torch.equal(moved["selection_head.0.weight"], start.state_dict()["selection_head.0.weight"])  # supervised
+
+
+def test_rl_stage_script_runs_and_resumes(data, tmp_path):  # noqa: F811
+    from tests.test_dealornodeal import write_folder
+    from textvae.cli.rl import rl_main
+
+    folder = write_folder(tmp_path / "dnd")
+    torch.manual_seed(0)
+    build_model(CONFIGS["word"](), data.tokenizer).save_pretrained(tmp_path / "word")
+    build_model(CONFIGS["larl_cat"](), data.tokenizer).save_pretrained(tmp_path / "larl")
+    common = ["--data-dir", str(folder), "--no-progress", "--episodes-per-update", "2", "--max-turns", "2",
+              "--supervised-batch-size", "2", "--save-every", "1"]
+    assert rl_main(["--model", str(tmp_path / "word"), "--output-dir", str(tmp_path / "w"), "--episodes", "2"] + common) == 0
+    assert rl_main(["--model", str(tmp_path / "word"), "--output-dir", str(tmp_path / "w"), "--episodes", "4",
+                    "--resume"] + common) == 0
+    history = json.loads((tmp_path / "w" / "history.json").read_text())
+    assert history["episode"] == 4 and len(history["history"]) == 2 and history["settings"]["kind"] == "word"
+    assert (tmp_path / "w" / "model" / "config.json").is_file()
+    assert rl_main(["--model", str(tmp_path / "larl"), "--partner", str(tmp_path / "word"), "--output-dir",
+                    str(tmp_path / "l"), "--episodes", "2"] + common) == 0
+    assert rl_main(["--model", str(tmp_path / "larl"), "--output-dir", str(tmp_path / "l2")] + common) == 2  # no partner

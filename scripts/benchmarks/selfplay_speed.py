@@ -1,8 +1,13 @@
 """Self-play speed of Deal or No Deal agents: episodes per second with games played in batches (every agent answers
-all its games of a turn in one call) against one game at a time, in the same run, on the same goals.
+all its games of a turn in one call) against one game at a time, in the same run, on the same goals; with
+``--rl-episodes N``, also the reinforcement-learning stage's episodes per second (``training.rl.train_rl`` with
+``--model`` learning against ``--partner``, ``--episodes-per-update`` games per update, word RL without its
+supervised updates) and the minutes 4 passes over selfplay.txt (16,344 episodes) take at that rate.
 
     python scripts/benchmarks/selfplay_speed.py --model runs/dealornodeal_word/best --goals ../shared/data/dealornodeal/selfplay.txt
     python scripts/benchmarks/selfplay_speed.py --model A --partner B --games 256 --batch-size 128 --json speed.json
+    python scripts/benchmarks/selfplay_speed.py --model runs/dealornodeal_larl_cat/best --partner runs/dealornodeal_word/best \
+        --goals ../shared/data/dealornodeal/selfplay.txt --rl-episodes 256
 
 Benchmark on a quiet machine: anything else running lowers both figures.
 """
@@ -10,6 +15,7 @@ Benchmark on a quiet machine: anything else running lowers both figures.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -21,6 +27,9 @@ import torch  # noqa: E402
 
 from textvae.models import NegotiationAgent, load_pretrained  # noqa: E402
 from textvae.tasks.negotiation import play, read_goal_pairs, summarize  # noqa: E402
+from textvae.training.rl import RLConfig, train_rl  # noqa: E402
+
+EPISODES_4_PASSES = 16344  # 4 passes over selfplay.txt's 4,086 goal pairs
 
 
 def measure(agents, pairs, batch_size: int, seed: int) -> tuple[float, dict]:
@@ -28,6 +37,19 @@ def measure(agents, pairs, batch_size: int, seed: int) -> tuple[float, dict]:
     results = play(agents, pairs, batch_size=batch_size, seed=seed)
     seconds = time.perf_counter() - start
     return len(pairs) / seconds, summarize(results)
+
+
+def measure_rl(model, partner, pairs, episodes: int, per_update: int) -> dict:
+    """Episodes per second of ``episodes`` RL episodes (on a copy of ``model``), the mean learner reward per update."""
+    import torch._dynamo  # noqa: F401  (the optimizer's one-time import, a fixed cost outside the rate)
+
+    learner = copy.deepcopy(model)
+    config = RLConfig(episodes_per_update=per_update, supervised_every=0)
+    start = time.perf_counter()
+    state = train_rl(learner, NegotiationAgent(partner, seed=2), pairs, config, max_episodes=episodes)
+    rate = state.episode / (time.perf_counter() - start)
+    return {"rl_episodes": state.episode, "rl_episodes_per_update": per_update, "rl_episodes_per_s": rate,
+            "rl_minutes_for_16344_episodes": EPISODES_4_PASSES / rate / 60}
 
 
 def main(argv=None) -> int:
@@ -38,6 +60,8 @@ def main(argv=None) -> int:
     parser.add_argument("--games", type=int, default=128, help="games per mode")
     parser.add_argument("--single-games", type=int, default=32, help="games played one at a time")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rl-episodes", type=int, default=0, help="RL episodes to time (0: no RL timing)")
+    parser.add_argument("--episodes-per-update", type=int, default=16, help="RL games per update (default 16)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -50,7 +74,9 @@ def main(argv=None) -> int:
     row = {"batched_episodes_per_s": batched, "single_episodes_per_s": single, "speedup": batched / single,
            "games_batched": args.games, "games_single": args.single_games, "batch_size": args.batch_size,
            "threads": 1, "turns_per_game": stats["turns"],
-           "minutes_for_16344_episodes_batched": 16344 / batched / 60}
+           "minutes_for_16344_episodes_batched": EPISODES_4_PASSES / batched / 60}
+    if args.rl_episodes:
+        row.update(measure_rl(model, partner, pairs, args.rl_episodes, args.episodes_per_update))
     print(json.dumps(row, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=2))

@@ -236,6 +236,18 @@ def read_goal_pairs(path: "str | Path", errors: str = "strict") -> list[tuple[Go
     return pairs
 
 
+def dialogue_goal_pairs(dialogues: Sequence[NegotiationDialogue]) -> list[tuple[Goal, Goal]]:
+    """One (goal, partner goal) pair per dialogue, from the side that comes first in the file (val.txt and
+    test.txt hold each dialogue twice, once from each side): the test goals to play."""
+    seen, pairs = set(), []
+    for d in dialogues:
+        key = dialogue_key(d)
+        if key not in seen:
+            seen.add(key)
+            pairs.append((d.goal, d.partner))
+    return pairs
+
+
 def derive_train(raw: Sequence[NegotiationDialogue], held_out: Sequence[NegotiationDialogue]) -> list[NegotiationDialogue]:
     """``raw`` (data.txt) without every dialogue that ``held_out`` (val and test) holds, matched by ``dialogue_key``."""
     seen = {dialogue_key(d) for d in held_out}

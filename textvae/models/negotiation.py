@@ -209,6 +209,20 @@ class NegotiationWordModel(NegotiationModel):
         ids = self.generate(pieces.c, strategy=strategy, temperature=temperature, generator=generator)
         return self.tokenizer.batch_decode(ids)
 
+    def token_log_probs(self, ids: Sequence[Sequence[int]], c: torch.Tensor, temperature: float = 1.0
+                        ) -> list[torch.Tensor]:
+        """log p(token | earlier tokens, c) of each word of ``generate``'s output (and its <eos>, unless the row ran to
+        ``max_length`` without one), under softmax(logits / temperature) with <pad>/<bos> banned as ``generate``
+        bans them: one 1-D tensor per row, with gradients (word-level RL's actions)."""
+        tok, limit = self.tokenizer, self.config.max_length
+        rows = [[tok.bos_id, *row] + ([tok.eos_id] if len(row) < limit else []) for row in ids]
+        width = max(len(r) for r in rows)
+        padded = torch.tensor([r + [tok.pad_id] * (width - len(r)) for r in rows], device=c.device)
+        logits = self.decoder.project(self.decoder(padded[:, :-1], c)).float() / temperature
+        logits[..., self._never_generated()] = -torch.inf
+        picked = logits.log_softmax(-1).gather(-1, padded[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, width - 1)
+        return [picked[i, : len(r) - 1] for i, r in enumerate(rows)]
+
 
 class NegotiationAgent:
     """A model as a player of ``tasks.negotiation.play``: it speaks by ``strategy`` (sampling at ``temperature``

@@ -1,0 +1,68 @@
+"""Negotiation evaluation: the game figures and diversity of hand-made games, and the perplexities under a model
+whose every next-token distribution is uniform (so the perplexity is the vocabulary size)."""
+
+import math
+
+import pytest
+import torch
+
+from tests.test_latent_action import CONFIGS, data  # noqa: F401  (the tiny data fixture)
+from textvae.evaluation.negotiation import (
+    diversity, evaluate_against, game_metrics, language_perplexity, response_perplexity,
+    utterance_batches,
+)
+from textvae.models import NegotiationAgent, build_model
+from textvae.tasks.negotiation import GameResult, Goal
+
+A = Goal((1, 4, 1), (0, 2, 2))
+B = Goal((1, 4, 1), (4, 1, 2))
+
+
+def games():
+    agreed = GameResult(goals=(A, B), turns=[(0, "i want the hats"), (1, "ok deal"), (0, "<selection>")],
+                        selections=((0, 4, 1), (1, 0, 0)), agreed=True, rewards=(10, 4), pareto=True)
+    unfair = GameResult(goals=(A, B), turns=[(1, "give me everything"), (0, "i want the hats"), (1, "no"),
+                                             (0, "the ball then")],
+                        selections=((0, 0, 1), (1, 4, 0)), agreed=True, rewards=(2, 8), pareto=False)
+    failed = GameResult(goals=(A, B), turns=[(0, "no"), (1, "<selection>")], selections=(None, (1, 4, 1)))
+    return [agreed, unfair, failed]
+
+
+def test_game_metrics_of_hand_made_games():
+    m = game_metrics(games())
+    assert m.games == 3 and m.reward == 4.0 and m.partner_reward == 4.0
+    assert m.agreed_reward == 6.0 and m.agreed_partner_reward == 6.0
+    assert m.agreement == pytest.approx(200 / 3) and m.pareto == pytest.approx(100 / 3) and m.turns == 3.0
+    assert (m.utterances, m.unique_utterances, m.unique_words) == (4, 3, 7)  # "<selection>" left out
+    partner = game_metrics(games(), agent=1)
+    assert partner.reward == 4.0 and partner.agreed_reward == 6.0
+    assert diversity(games(), agent=1) == {"utterances": 3, "unique_utterances": 3, "unique_words": 6}
+    assert m.language_ppl is None
+
+
+def uniform(model):
+    """Every next-token distribution uniform over the vocabulary: perplexity = vocabulary size."""
+    with torch.no_grad():
+        model.decoder.output.weight.zero_()
+        model.decoder.output.bias.zero_()
+    return model
+
+
+def test_perplexities_under_a_uniform_model(data):  # noqa: F811
+    torch.manual_seed(0)
+    model = uniform(build_model(CONFIGS["word"](), data.tokenizer))
+    vocab = data.tokenizer.vocab_size
+    batches = utterance_batches(model, games(), agent=0)
+    assert sum(int(b["goal"].size(0)) for b in batches) == 5  # every turn agent 0 spoke, <selection> included
+    assert language_perplexity(model, games(), agent=0) == pytest.approx(vocab, rel=1e-4)
+    assert response_perplexity(model, data.datasets["test"]) == pytest.approx(vocab, rel=1e-4)
+    assert math.isnan(language_perplexity(model, [GameResult(goals=(A, B))]))
+
+
+def test_evaluate_against_plays_and_scores(data):  # noqa: F811
+    torch.manual_seed(0)
+    model = build_model(CONFIGS["word"](), data.tokenizer)
+    metrics, results = evaluate_against(NegotiationAgent(model, seed=0), NegotiationAgent(model, seed=1),
+                                        [(A, B), (B, A)], language_model=model, max_turns=2)
+    assert metrics.games == len(results) == 2 and all(len(r.turns) <= 2 for r in results)
+    assert metrics.language_ppl > 1 and metrics.utterances <= 2
