@@ -158,7 +158,7 @@ def figure(results: dict, arrays: dict, originals: np.ndarray, args) -> Path:
         ax.set_yscale("log")
         ax.tick_params(labelsize=6)
         if r == 1:
-            ax.set_title("train rec (—), KL (--)", fontsize=8)
+            ax.set_title("train rec (—), KL (--); colours: size", fontsize=7)
         for c, size in enumerate(scatter_sizes, start=len(sizes) + 1):
             ax = fig.add_subplot(grid[r, c])
             sample = arrays[f"z{size}_beta{beta:g}"]["sample"]
@@ -184,7 +184,7 @@ def figure(results: dict, arrays: dict, originals: np.ndarray, args) -> Path:
     fig.tight_layout()
     path = Path(args.figure)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=72)
+    fig.savefig(path, dpi=64)
     plt.close(fig)
     return path
 
