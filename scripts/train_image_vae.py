@@ -2,7 +2,8 @@
 
     accelerate launch scripts/train_image_vae.py --config configs/sprites_beta_vae.yaml      # the default config
     python scripts/train_image_vae.py --config configs/digits_vae.yaml --max-steps 2000
-    python scripts/train_image_vae.py --config configs/digits_vae.yaml data.corpus=mnist --data-dir ~/mnist model.image.height=null
+    python scripts/train_image_vae.py --config configs/digits_vae.yaml --data-dir ~/mnist data.corpus=mnist \
+        model.image.height=null model.image.width=null   # key=value overrides last; the shape from the data
 """
 
 import sys

@@ -6,6 +6,7 @@ a bare PyTorch VAE of the same shape (LSTM, or transformer layers from ``torch.n
     python scripts/benchmarks/throughput.py --data-dir ../shared/data/ptb --json throughput.json
     python scripts/benchmarks/throughput.py --epoch          # also one full PTB epoch through the trainer
     python scripts/benchmarks/throughput.py --config configs/ptb_transformer_vae.yaml
+    python scripts/benchmarks/throughput.py --images --batch-sizes 64   # the conv VAE of configs/sprites_beta_vae.yaml
 
 Benchmark on a quiet machine: anything else running halves these figures.
 """
@@ -268,6 +269,29 @@ def bare_model(vocab: int, config) -> nn.Module | None:
     return None
 
 
+def bare_timings(model: nn.Module, inputs: torch.Tensor, lr: float, clip: float | None, steps: int, warmup: int,
+                 device: torch.device, repeats: int) -> list[float]:
+    """``repeated_timings`` of ``steps`` bare steps on one fixed batch: ``model(inputs)`` is the loss; backward,
+    torch's clipping (unless ``clip`` is None), fused Adam."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+    def one_step() -> None:
+        model(inputs).backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        one_step()
+
+    def all_steps() -> None:
+        for _ in range(steps):
+            one_step()
+
+    return repeated_timings(all_steps, repeats, device)
+
+
 def time_bare(vocab: int, batch_size: int, length: int, steps: int, warmup: int, device: torch.device, config,
               repeats: int = 3) -> dict | None:
     """The bare model's step (forward, backward, torch's clipping, fused Adam) on one fixed random batch, timed as
@@ -277,26 +301,113 @@ def time_bare(vocab: int, batch_size: int, length: int, steps: int, warmup: int,
     model = bare_model(vocab, config)
     if model is None:
         return None
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     ids = torch.randint(4, vocab, (batch_size, length + 2), device=device)
-
-    def one_step() -> None:
-        model(ids).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    for _ in range(warmup):
-        one_step()
-    def all_steps() -> None:
-        for _ in range(steps):
-            one_step()
-
-    timings = repeated_timings(all_steps, repeats, device)
+    timings = bare_timings(model.to(device).train(), ids, 1e-3, config.train.grad_clip, steps, warmup, device, repeats)
     words = np.full(batch_size * steps, length)
     return {"seconds": min(timings), "seconds_all": timings, "tokens": int(np.sum(words + 1)),
             "flops": flops_per_sentence(words, m, vocab)}
+
+
+IMAGE_CONFIG = ROOT / "configs" / "sprites_beta_vae.yaml"
+
+
+def image_flops_per_image(config) -> float:
+    """Training FLOPs per image of an image VAE (3 x the forward's multiply-adds x 2): convolutions
+    2 Cin Cout k^2 per output pixel, transposed ones per input pixel, dense layers 2 in out; the latent head
+    (mean and log-variance of each Gaussian dimension, or a logit per category) and the decoder's first layer."""
+    from textvae.models.image_vae import conv_channels
+
+    image = config.image
+    channels = conv_channels(config)
+    c, h, w = image.channels, image.height, image.width
+    convs = 0.0
+    for out in channels:
+        h, w = h // 2, w // 2
+        convs += 2 * c * out * 16 * h * w  # each of the encoder's outputs and, mirrored, each decoder input
+        c = out
+    flat, hidden, code = c * h * w, image.hidden_size, latent_code_size(config.latent)
+    head = 2 * hidden * (2 * config.latent.size if config.latent.type == "gaussian" else code)
+    dense = 2 * flat * hidden + head + 2 * code * hidden + 2 * hidden * flat
+    return 3.0 * (2 * convs + dense)
+
+
+def time_image_vae(data, config, batch_size: int, steps: int, warmup: int, device: torch.device, repeats: int = 3) -> dict:
+    """The library's image VAE step, as ``time_textvae`` times the text one: its loader (the sprites batches are
+    rendered in the collator), forward, backward, the trainer's norm check and fused Adam."""
+    torch.manual_seed(0)
+    model = textvae.build_model(data.model_config(config), None).to(device).train()
+    optimizer = build_optimizer(model, config.train)
+    loader = make_loader(data.datasets["train"], None, batch_size, shuffle=True, seed=0)
+    clip = config.train.grad_clip if config.train.grad_clip > 0 else float("inf")
+
+    def one_step(batch: dict, step: int) -> None:
+        output = model({k: v.to(device, non_blocking=True) for k, v in batch.items()}, step=step)
+        output.loss.backward()
+        clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for step, batch in zip(range(warmup), loader):
+        one_step(batch, step)
+
+    def all_steps() -> None:
+        for step, batch in zip(range(steps), loader):
+            one_step(batch, step)
+
+    timings = repeated_timings(all_steps, repeats, device)
+    return {"seconds": min(timings), "seconds_all": timings, "tokens": steps * batch_size,
+            "flops": steps * batch_size * image_flops_per_image(data.model_config(config).model)}
+
+
+class BareConvVAE(nn.Module):
+    """The floor for images: the same conv encoder and decoder written plainly in torch.nn (4 x 4 stride-2
+    convolutions, dense layers, ReLU), a Gaussian z, Bernoulli pixels, beta times the closed-form KL."""
+
+    def __init__(self, image, latent_size: int, channels, beta: float) -> None:
+        super().__init__()
+        c, h, w = image.channels, image.height, image.width
+        layers, widths = [], [c, *channels]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+        side = (channels[-1], h // 2 ** len(channels), w // 2 ** len(channels))
+        flat = side[0] * side[1] * side[2]
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(flat, image.hidden_size), nn.ReLU(),
+                                     nn.Linear(image.hidden_size, 2 * latent_size))
+        layers = [nn.Linear(latent_size, image.hidden_size), nn.ReLU(), nn.Linear(image.hidden_size, flat), nn.ReLU(),
+                  nn.Unflatten(1, side)]
+        for a, b in zip(widths[::-1], widths[::-1][1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+        self.decoder = nn.Sequential(*layers[:-1])
+        self.beta = beta
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mean, log_var = self.encoder(images).chunk(2, dim=-1)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        rec = F.binary_cross_entropy_with_logits(self.decoder(z), images, reduction="sum")
+        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum()
+        return (rec + self.beta * kl) / images.size(0)
+
+
+def time_bare_conv(config, batch_size: int, steps: int, warmup: int, device: torch.device, repeats: int = 3) -> dict:
+    """``BareConvVAE``'s step (forward, backward, fused Adam; no norm check) on one fixed batch of random binary
+    images, timed as the library's step is."""
+    from textvae.models.image_vae import conv_channels
+
+    torch.manual_seed(0)
+    m = config.model
+    model = BareConvVAE(m.image, m.latent.size, conv_channels(m), m.objective.beta).to(device).train()
+    images = (torch.rand(batch_size, m.image.channels, m.image.height, m.image.width, device=device) < 0.1).float()
+    timings = bare_timings(model, images, config.train.learning_rate, None, steps, warmup, device, repeats)
+    return {"seconds": min(timings), "seconds_all": timings, "tokens": steps * batch_size,
+            "flops": steps * batch_size * image_flops_per_image(m)}
+
+
+def load_images(config_path: Path):
+    from textvae.config import load_config
+
+    config = load_config(config_path, ["data.images.valid_size=64", "data.images.test_size=64"])
+    data = prepare_data(config.data)
+    return data, config, f"{config.data.corpus} ({len(data.datasets['train']):,} training images)"
 
 
 def load_ptb_like(ptb: Path | None, config_path: Path = PTB_CONFIG):
@@ -357,6 +468,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timings of the same steps; the fastest is reported")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--epoch", action="store_true", help="also time one PTB epoch through the trainer")
+    parser.add_argument("--images", action="store_true",
+                        help="the image VAE (--config default: configs/sprites_beta_vae.yaml) beside a bare conv VAE")
     parser.add_argument("--output-dir", default="runs/throughput_epoch")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--default-malloc", action="store_true",
@@ -366,6 +479,8 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     kept = False if args.default_malloc or device.type != "cpu" else keep_freed_host_memory()
 
+    if args.images:
+        return image_main(args, device, kept)
     config_path = Path(args.config)
     data, config, source = load_ptb_like(find_ptb(args.data_dir), config_path)
     rate = matmul_rate(device)
@@ -407,6 +522,38 @@ def main(argv=None) -> int:
         print(f"one PTB epoch: {epoch['steps']} steps, {epoch['seconds']:.1f} s with the closing validation and "
               f"checkpoint, {epoch['tokens_per_s']:,.0f} tokens/s ({epoch['training_tokens_per_s']:,.0f} in training)")
     print(f"peak memory {report['peak_memory_mb']:.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def image_main(args, device: torch.device, kept: bool) -> int:
+    """``--images``: images/s and utilisation of the library's conv VAE step beside ``BareConvVAE``'s."""
+    config_path = IMAGE_CONFIG if Path(args.config) == PTB_CONFIG else Path(args.config)
+    data, config, source = load_images(config_path)
+    rate = matmul_rate(device)
+    report = {"machine": {"platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "matmul_flops": rate, "keep_host_memory": kept},
+              "data": source, "config": str(config_path),
+              "flops_per_image": image_flops_per_image(data.model_config(config).model), "results": []}
+    print(f"{source}, {config_path.name}: {report['flops_per_image'] / 1e6:.1f} MFLOP per training image; fp32 matmul "
+          f"{rate / 1e9:.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads)")
+    print(f"{'batch':>5} {'impl':>8} {'images/s':>10} {'GFLOP/s':>8} {'MFU':>6}")
+    for batch_size in args.batch_sizes:
+        row = {"batch_size": batch_size}
+        ours = time_image_vae(data, config, batch_size, args.steps, args.warmup, device, args.repeats)
+        bare = time_bare_conv(data.model_config(config), batch_size, args.steps, args.warmup, device, args.repeats)
+        for name, m in (("textvae", ours), ("bare", bare)):
+            m["images_per_s"] = m["tokens"] / m["seconds"]
+            m["flops_per_s"] = m["flops"] / m["seconds"]
+            m["mfu"] = m["flops_per_s"] / rate
+            row[name] = m
+            print(f"{batch_size:>5} {name:>8} {m['images_per_s']:>10,.0f} {m['flops_per_s'] / 1e9:>8.1f} {m['mfu']:>6.3f}")
+        row["ratio_mfu_textvae_over_bare"] = row["textvae"]["mfu"] / row["bare"]["mfu"]
+        print(f"      textvae/bare utilisation ratio: {row['ratio_mfu_textvae_over_bare']:.2f}")
+        report["results"].append(row)
+    report["peak_memory_mb"] = peak_memory_mb(device)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
