@@ -196,6 +196,7 @@ def test_image_benchmark_rows_and_a_smoke_run(tmp_path):
                for m in ("mig", "sap"))
     assert "dci" not in results["sprites"]["ceiling"]  # the smoke budget skips the slow metrics
     assert set(results["digits"]) == {"beta_tcvae"} and np.isfinite(results["digits"]["beta_tcvae"]["iw_nll"])
+    assert results["digits"]["beta_tcvae"]["test_images"] == 179  # --held-out sizes sprites' splits, not digits'
     assert (tmp_path / "out.json").is_file()
 
 
