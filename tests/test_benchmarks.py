@@ -256,3 +256,15 @@ def test_throughput_times_the_image_vae_beside_a_bare_conv_vae():
     library = sum(p.numel() for p in throughput.textvae.build_model(data.model_config(config), None).parameters())
     plain = sum(p.numel() for p in throughput.BareConvVAE(model.image, 5, (32, 64), 1.0).parameters())
     assert library == plain  # the same architecture
+
+
+def test_iw_speed_block_probe_times_the_evaluation_blocks_shape():
+    import torch
+
+    from textvae.modules import fused
+
+    iw_speed = load_script("iw_speed")
+    probe = iw_speed.block_probe(vocab=2000, hidden=30, rate=1e10, reps=2)
+    assert probe["tokens"] == fused._evaluation_block(2000, torch.device("cpu"))
+    assert probe["hidden_padded"] == fused._round_up(32)
+    assert probe["product_utilisation"] > 0 and probe["exp_over_product"] > 0 and probe["sum_over_product"] > 0

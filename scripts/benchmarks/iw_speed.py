@@ -157,6 +157,33 @@ def breakdown(model, sentences, num_samples: int, rate: float) -> dict:
     return report
 
 
+def block_probe(vocab: int, hidden: int, rate: float, reps: int = 9) -> dict:
+    """The output layer's pieces on one CPU evaluation block, best of ``reps``: the product (vocab x hidden') by
+    (hidden' x tokens) as a fraction of the matrix-multiply rate, and the in-place exp and the column sums after it
+    as fractions of the product's time."""
+    tokens = fused._evaluation_block(vocab, torch.device("cpu"))
+    weight = torch.randn(vocab, fused._round_up(hidden + 2)) * 0.05
+    right = torch.randn(tokens, weight.size(1))
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    logits = weight @ right.t()
+    scratch = logits.clone()
+    product = best(lambda: weight @ right.t())
+    copy = best(lambda: scratch.copy_(logits))
+    exp = best(lambda: scratch.copy_(logits).exp_()) - copy
+    sums = best(lambda: scratch.sum(0))
+    flops = 2 * vocab * weight.size(1) * tokens
+    return {"tokens": tokens, "hidden_padded": weight.size(1), "product_utilisation": flops / product / rate,
+            "exp_over_product": exp / product, "sum_over_product": sums / product}
+
+
 def agreement(row: dict) -> None:
     """Each implementation's mean NLL minus the library's on the sentences both scored (the per-sentence values
     are dropped from the row, for the JSON): the previous path draws the same samples, li_et_al its own."""
@@ -204,6 +231,8 @@ def main(argv=None) -> int:
                         help="tokens per decoder call for textvae (default: the library's, 8,192 on a CPU)")
     parser.add_argument("--breakdown", type=int, default=0, metavar="K",
                         help="also profile the library at this K: time shares of the output product, exp, LSTM")
+    parser.add_argument("--block-probe", action="store_true",
+                        help="also time the output layer's product, exp and sums on one evaluation block")
     parser.add_argument("--json", default="runs/iw_speed.json")
     parser.add_argument("--plot", default="runs/iw_speed.png")
     args = parser.parse_args(argv)
@@ -249,6 +278,11 @@ def main(argv=None) -> int:
               f"({whole['speedup']:.2f}x)")
     if args.breakdown:
         report["breakdown"] = breakdown(model, curve_sentences, args.breakdown, rates[0])
+    if args.block_probe:
+        probe = report["block_probe"] = block_probe(model.tokenizer.vocab_size, config.model.decoder.hidden_size, rates[0])
+        print(f"one block ({config.model.decoder.hidden_size} x {probe['tokens']} tokens): the product at "
+              f"{probe['product_utilisation']:.3f} of the matmul rate; exp {probe['exp_over_product']:.2f} and sums "
+              f"{probe['sum_over_product']:.2f} of its time")
     rates.append(matmul_rate(torch.device("cpu")))
     report["machine"]["matmul_flops"] = max(rates)
     report["machine"]["matmul_flops_start_end"] = rates
