@@ -240,10 +240,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     recipes = RECIPES if args.recipe == "both" else (args.recipe,)
     # the same epochs for every row: the paper configs batch as the reference code does (one length per batch), which
     # gives more batches per epoch than the adam configs' length buckets
-    steps = {recipe: max(1, round(args.epochs * steps_per_epoch(data, recipe))) for recipe in recipes}
+    per_epoch = {recipe: steps_per_epoch(data, recipe) for recipe in recipes}
+    steps = {recipe: max(1, round(args.epochs * per_epoch[recipe])) for recipe in recipes}
     test = data.sentences("test")
     print(f"PTB: {len(data.datasets['train'])} training sentences; "
-          + "; ".join(f"{recipe}: {steps_per_epoch(data, recipe)} steps per epoch, {steps[recipe]} per row"
+          + "; ".join(f"{recipe}: {per_epoch[recipe]} steps per epoch, {steps[recipe]} per row"
                       for recipe in recipes) + f"; test {len(test)} sentences", flush=True)
 
     results: dict = {"args": vars(args), "steps": steps, "rows": {}, "runs": {}}

@@ -38,8 +38,8 @@ from .base import SPLITS
 from .batching import check_kept, fit_length, resolve_max_length, warn_length_report
 from .corpora import load_corpus, read_text
 from .dialogue import (
-    UNKNOWN, Dialogue, DialogueCorpus, DialogueData, DialogueDataset, DialogueExample, DialogueText, _corpus_dir,
-    collate_dialogues, dialogue_corpus, make_dialogue,
+    UNKNOWN, Dialogue, DialogueCollator, DialogueCorpus, DialogueData, DialogueDataset, DialogueExample, DialogueText,
+    _corpus_dir, collate_dialogues, dialogue_corpus, make_dialogue,
 )
 from .tokenization import Tokenizer, train_tokenizer
 
@@ -343,13 +343,8 @@ def collate_negotiation(examples: Sequence[NegotiationExample], pad_id: int, bos
     return batch
 
 
-@dataclass
-class NegotiationCollator:
-    """A picklable collate function for DataLoader workers."""
-
-    pad_id: int
-    bos_id: int
-    eos_id: int
+class NegotiationCollator(DialogueCollator):
+    """``DialogueCollator`` with the negotiation fields (``collate_negotiation``)."""
 
     def __call__(self, examples: Sequence[NegotiationExample]) -> dict[str, torch.Tensor]:
         return collate_negotiation(examples, self.pad_id, self.bos_id, self.eos_id)
