@@ -5,6 +5,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from textvae.config import load_config
 
@@ -265,6 +266,9 @@ def test_iw_speed_block_probe_times_the_evaluation_blocks_shape():
 
     iw_speed = load_script("iw_speed")
     probe = iw_speed.block_probe(vocab=2000, hidden=30, rate=1e10, reps=2)
-    assert probe["tokens"] == fused._evaluation_block(2000, torch.device("cpu"))
+    assert (probe["tokens"], probe["vocab_rows_per_product"]) == fused._evaluation_block(2000, torch.device("cpu"))
     assert probe["hidden_padded"] == fused._round_up(32)
-    assert probe["product_utilisation"] > 0 and probe["exp_over_product"] > 0 and probe["sum_over_product"] > 0
+    assert probe["output_layer_utilisation"] < probe["product_utilisation"]  # exp and sums take time of their own
+    assert probe["output_layer_over_product"] == pytest.approx(
+        probe["product_utilisation"] / probe["output_layer_utilisation"])
+    assert probe["exp2_over_exp"] > 0

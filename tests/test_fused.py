@@ -59,9 +59,14 @@ def test_tied_weight_gets_both_gradients():
     torch.testing.assert_close(fused_grad, w.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_gradient_free_path_runs_in_blocks(monkeypatch):
+@pytest.mark.parametrize("bias", [True, False])
+def test_gradient_free_path_runs_in_blocks_and_vocabulary_chunks(monkeypatch, bias):
+    """Blocks of 8 tokens (37 tokens: a short last block) and chunks of 8 vocabulary rows (a short last chunk)."""
     monkeypatch.setattr(fused, "EVAL_BLOCK_TOKENS", 8)
-    h, w, b, t = leaves(tokens=37)
+    monkeypatch.setattr(fused, "EVAL_CPU_BLOCK_TOKENS", 8)
+    monkeypatch.setattr(fused, "EVAL_CHUNK_LOGITS", 64)
+    h, w, b, t = leaves(tokens=37, bias=bias)
+    assert fused._evaluation_block(w.size(0), h.device) == (8, 8) and w.size(0) % 8
     with torch.no_grad():
         got = linear_cross_entropy(h, w, b, t)
         expected = plain(h, w, b, t)

@@ -1,17 +1,22 @@
 """Speed of the importance-weighted NLL (K samples of z per sentence) as model FLOP utilisation: forward FLOPs of
 the encoder once per sentence and of the decoder once per sample (6.25 MFLOP per token and sample for the PTB
 config: vocabulary 10,002, embedding 256, LSTM 256, latent 32) over the fp32 matrix-multiply rate measured in the
-same run, so the figure survives a host whose speed drifts. Beside the library, in the same run:
+same run, so the figure survives a host whose speed drifts: the rate is measured again after every timed run, and
+each run is scored against the larger of the rates just before and just after it (``RateTracker``). With
+``--repeats R`` every implementation runs R times, the implementations taking turns; each one's best run counts.
+Beside the library, in the same run:
 
-- ``previous``: the library's evaluation path before the current one (output layer shifted by the column maximum
-  with the bias added in a separate pass, decoder calls of 8,192 tokens), kept here as the before figure;
+- ``previous``: the library's evaluation path before these changes, kept here as the before figure: ``nn.LSTM`` over
+  every sample's copy of the sentence (the embeddings' input projection recomputed per sample), the output layer's
+  full-vocabulary logits with the bias added in a separate pass, shifted by the column maximum, ``exp`` and summed,
+  decoder calls of 8,192 tokens;
 - ``li_et_al``: the evaluation loop of He et al. 2019 and Li et al. 2019 (``calc_iwnll``/``nll_iw``), one sentence
   at a time, the encoder rerun for every chunk of 100 samples, full logits and ``F.cross_entropy``: a bare floor.
 
 Every implementation scores the same sentences with the same weights; the report gives each one's mean NLL minus the
 library's on the sentences both scored (the previous path draws the same samples; li_et_al its own).
 
-    python scripts/benchmarks/iw_speed.py --data-dir ../shared/data/ptb --samples 1 10 100 500 --sentences 300
+    python scripts/benchmarks/iw_speed.py --data-dir ../shared/data/ptb --samples 1 10 100 500 --sentences 300 --repeats 3
     python scripts/benchmarks/iw_speed.py --whole-split 100 --samples --floor-sentences 0   # the test split, K = 100
 
 Benchmark on a quiet machine; the utilisation curve over K goes to ``--plot``.
@@ -37,7 +42,9 @@ from throughput import PTB_CONFIG, decoder_flops, encoder_flops, find_ptb, laten
 
 from textvae import TextVAE, load_pretrained  # noqa: E402
 from textvae.evaluation.likelihood import importance_weighted_nll  # noqa: E402
+from textvae.models import sentence_vae  # noqa: E402
 from textvae.modules import fused  # noqa: E402
+from textvae.modules.decoders import sequence_nll  # noqa: E402
 from textvae.training.host_memory import keep_freed_host_memory  # noqa: E402
 
 PREVIOUS_MAX_TOKENS = 8192
@@ -70,14 +77,22 @@ def library(model, sentences, num_samples: int) -> torch.Tensor:
                                    max_tokens=MAX_TOKENS)
 
 
+def expanded_samples_nll(decoder, input_ids, lengths, z):
+    """The decoder over samples before ``decoders.samples_nll``: every sentence repeated once per sample through
+    ``nn.LSTM``, the embeddings' input projection included."""
+    samples, batch = z.shape[:2]
+    return sequence_nll(decoder, input_ids.repeat(samples, 1), lengths.repeat(samples),
+                        z.reshape(samples * batch, z.size(-1))).view(samples, batch)
+
+
 def previous(model, sentences, num_samples: int) -> torch.Tensor:
-    current = fused._evaluation_nll
-    fused._evaluation_nll = previous_evaluation_nll
+    current = fused._evaluation_nll, sentence_vae.samples_nll
+    fused._evaluation_nll, sentence_vae.samples_nll = previous_evaluation_nll, expanded_samples_nll
     try:
         return importance_weighted_nll(model, sentences, num_samples=num_samples, seed=0, progress=False,
                                        max_tokens=PREVIOUS_MAX_TOKENS)
     finally:
-        fused._evaluation_nll = current
+        fused._evaluation_nll, sentence_vae.samples_nll = current
 
 
 @torch.no_grad()
@@ -108,21 +123,39 @@ def li_et_al(model, sentences, num_samples: int, chunk: int = 100) -> torch.Tens
 IMPLEMENTATIONS = {"textvae": library, "previous": previous, "li_et_al": li_et_al}
 
 
-def timed(fn, model, sentences, num_samples: int, flops: float, rate: float) -> dict:
+class RateTracker:
+    """The fp32 matrix-multiply rate, measured again after every timed run: each run is scored against the larger
+    of the rates measured just before and just after it, so a host whose speed drifts during the benchmark (by up to
+    30% within minutes on the shared 2-core host here) scores each run against the speed it had at the time."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.rates = [matmul_rate(device)]
+
+    def after_run(self) -> float:
+        """Measure the rate now; return the larger of it and the one before the run."""
+        self.rates.append(matmul_rate(self.device, repeats=5))
+        return max(self.rates[-2:])
+
+
+def timed(fn, model, sentences, num_samples: int, flops: float, rates: RateTracker) -> dict:
     start = time.perf_counter()
     nll = fn(model, sentences, num_samples)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "flops": flops, "flops_per_s": flops / seconds, "utilisation": flops / seconds / rate,
-            "nll": float(nll.mean()), "sentences": len(sentences), "per_sentence": nll}
+    rate = rates.after_run()
+    return {"seconds": seconds, "flops": flops, "flops_per_s": flops / seconds, "matmul_flops": rate,
+            "utilisation": flops / seconds / rate, "nll": float(nll.mean()), "sentences": len(sentences),
+            "per_sentence": nll}
 
 
 def breakdown(model, sentences, num_samples: int, rate: float) -> dict:
     """Where the library's time goes at ``num_samples``, from torch.profiler's per-operator CPU times: the output
-    layer's product (the matrix products with the vocabulary as one side), its exp and the sums and logs after it,
+    layer's product (the matrix products of its shifted weight's chunks, ``fused._shifting_weight``), its exp and the sums and logs after it,
     the decoder's LSTM, and everything else; with the FLOP share and achieved rate of the product and the LSTM."""
     from torch.profiler import ProfilerActivity, profile
 
     vocab = model.tokenizer.vocab_size
+    shifted_width = fused._round_up(model.config.decoder.hidden_size + 2)  # the output layer's (V, H') chunks
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         start = time.perf_counter()
         library(model, sentences, num_samples)
@@ -130,13 +163,13 @@ def breakdown(model, sentences, num_samples: int, rate: float) -> dict:
     seconds = {"output_product": 0.0, "exp": 0.0, "sum_log": 0.0, "lstm": 0.0}
     for event in prof.key_averages(group_by_input_shape=True):
         name, self_s = event.key, event.self_cpu_time_total / 1e6
-        if name in ("aten::mm", "aten::addmm") and any(vocab in shape for shape in event.input_shapes if shape):
+        if name == "aten::mm" and event.input_shapes and event.input_shapes[0][-1:] == [shifted_width]:
             seconds["output_product"] += self_s
         elif name == "aten::exp_":
             seconds["exp"] += self_s
         elif name in ("aten::sum", "aten::log_"):
             seconds["sum_log"] += self_s
-        elif name == "aten::lstm":
+        elif name in ("aten::lstm", "rnn_over_samples"):
             seconds["lstm"] += event.cpu_time_total / 1e6  # inclusive: its own products and gates
     seconds["other"] = wall - sum(seconds.values())
     config = model.config
@@ -158,12 +191,18 @@ def breakdown(model, sentences, num_samples: int, rate: float) -> dict:
 
 
 def block_probe(vocab: int, hidden: int, rate: float, reps: int = 9) -> dict:
-    """The output layer's pieces on one CPU evaluation block, best of ``reps``: the product (vocab x hidden') by
-    (hidden' x tokens) as a fraction of the matrix-multiply rate, and the in-place exp and the column sums after it
-    as fractions of the product's time."""
-    tokens = fused._evaluation_block(vocab, torch.device("cpu"))
-    weight = torch.randn(vocab, fused._round_up(hidden + 2)) * 0.05
-    right = torch.randn(tokens, weight.size(1))
+    """The output layer on one CPU evaluation block, best of ``reps``: its product alone (every vocabulary chunk by
+    the block's hidden states) as a fraction of the matrix-multiply rate, and the whole gradient-free output layer
+    (``fused._evaluation_nll``: product, exp2 and sums) as a fraction of the rate and as a multiple of the product's
+    time; and the time of ``exp2`` on a chunk's logits over that of ``exp``."""
+    tokens, rows = fused._evaluation_block(vocab, torch.device("cpu"))
+    weight = torch.randn(vocab, hidden) * 0.05
+    bias = torch.randn(vocab) * 0.1
+    states = torch.randn(tokens, hidden)
+    targets = torch.randint(0, vocab, (tokens,))
+    chunks = fused._shifting_weight(weight, bias).split(rows)
+    right_t = torch.randn(tokens, chunks[0].size(1)).t()
+    logits = torch.empty(chunks[0].size(0), tokens)
 
     def best(fn) -> float:
         times = []
@@ -173,15 +212,20 @@ def block_probe(vocab: int, hidden: int, rate: float, reps: int = 9) -> dict:
             times.append(time.perf_counter() - start)
         return min(times)
 
-    logits = weight @ right.t()
-    scratch = logits.clone()
-    product = best(lambda: weight @ right.t())
-    copy = best(lambda: scratch.copy_(logits))
-    exp = best(lambda: scratch.copy_(logits).exp_()) - copy
-    sums = best(lambda: scratch.sum(0))
-    flops = 2 * vocab * weight.size(1) * tokens
-    return {"tokens": tokens, "hidden_padded": weight.size(1), "product_utilisation": flops / product / rate,
-            "exp_over_product": exp / product, "sum_over_product": sums / product}
+    def products() -> None:
+        for chunk in chunks:
+            torch.mm(chunk, right_t, out=logits[: chunk.size(0)])
+
+    product = best(products)
+    layer = best(lambda: fused._evaluation_nll(states, weight, bias, targets))
+    values = torch.randn_like(logits)
+    copy = best(lambda: logits.copy_(values))
+    exp = best(lambda: logits.copy_(values).exp_()) - copy
+    exp2 = best(lambda: logits.copy_(values).exp2_()) - copy
+    flops = 2 * vocab * hidden * tokens  # the model's FLOPs (not the shift columns' or padding's)
+    return {"tokens": tokens, "vocab_rows_per_product": rows, "hidden_padded": chunks[0].size(1),
+            "product_utilisation": flops / product / rate, "output_layer_utilisation": flops / layer / rate,
+            "output_layer_over_product": layer / product, "exp2_over_exp": exp2 / exp}
 
 
 def agreement(row: dict) -> None:
@@ -207,11 +251,11 @@ def plot(report: dict, path: Path) -> None:
             ax.plot(*zip(*points), marker="o", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("importance samples K")
-    ax.set_ylabel("model FLOP utilisation")
+    ax.set_ylabel("model FLOP utilisation (best run)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(f"IW-NLL on PTB test (matmul {report['machine']['matmul_flops'] / 1e9:.0f} GFLOP/s)")
+    ax.set_title("IW-NLL on PTB test, against the matmul rate\nmeasured just before and after each run", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -228,11 +272,13 @@ def main(argv=None) -> int:
     parser.add_argument("--whole-split", type=int, default=0, metavar="K",
                         help="also time textvae and previous on the whole test split at this K")
     parser.add_argument("--max-tokens", type=int, default=None,
-                        help="tokens per decoder call for textvae (default: the library's, 8,192 on a CPU)")
+                        help="tokens per decoder call for textvae (default: the library's, 32,768 on a CPU)")
     parser.add_argument("--breakdown", type=int, default=0, metavar="K",
                         help="also profile the library at this K: time shares of the output product, exp, LSTM")
     parser.add_argument("--block-probe", action="store_true",
                         help="also time the output layer's product, exp and sums on one evaluation block")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of textvae and previous per K, taking turns; the best utilisation counts (li_et_al: one)")
     parser.add_argument("--json", default="runs/iw_speed.json")
     parser.add_argument("--plot", default="runs/iw_speed.png")
     args = parser.parse_args(argv)
@@ -243,33 +289,39 @@ def main(argv=None) -> int:
     data, config, source = load_ptb_like(find_ptb(args.data_dir), PTB_CONFIG)
     model = (load_pretrained(args.model) if args.model else TextVAE(config.model, data.tokenizer)).eval()
     test = data.sentences("test")
-    rates = [matmul_rate(torch.device("cpu"))]
+    tracker = RateTracker(torch.device("cpu"))
+    rates = tracker.rates
     report = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
               "data": source, "model": args.model or "ptb_lstm_vae.yaml, initialised", "curve": []}
     print(f"{source}; fp32 matmul {rates[0] / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} threads")
-    print(f"{'K':>5} {'impl':>9} {'sentences':>9} {'seconds':>8} {'GFLOP/s':>8} {'util':>6} {'NLL':>9}")
+    print(f"{'K':>5} {'impl':>9} {'sentences':>9} {'seconds':>8} {'GFLOP/s':>8} {'matmul':>7} {'util':>6} {'NLL':>9}")
 
     def show(k: int, name: str, m: dict) -> None:
         print(f"{k:>5} {name:>9} {m['sentences']:>9} {m['seconds']:>8.1f} {m['flops_per_s'] / 1e9:>8.1f} "
-              f"{m['utilisation']:>6.3f} {m['nll']:>9.3f}", flush=True)
+              f"{m['matmul_flops'] / 1e9:>7.1f} {m['utilisation']:>6.3f} {m['nll']:>9.3f}", flush=True)
 
     curve_sentences = test[: args.sentences] if args.sentences else test
     floor_sentences = test[: args.floor_sentences]
     for k in args.samples:
         row = {"num_samples": k}
-        for name, fn in IMPLEMENTATIONS.items():
-            subset = floor_sentences if name == "li_et_al" else curve_sentences
-            if not subset:
-                continue
-            row[name] = timed(fn, model, subset, k, forward_flops(model, subset, k), rates[0])
-            show(k, name, row[name])
+        for repeat in range(max(1, args.repeats)):
+            for name, fn in IMPLEMENTATIONS.items():
+                subset = floor_sentences if name == "li_et_al" else curve_sentences
+                if not subset or (repeat and name == "li_et_al"):
+                    continue
+                run = timed(fn, model, subset, k, forward_flops(model, subset, k), tracker)
+                show(k, name, run)
+                each = row[name]["utilisation_each"] if name in row else []
+                if name not in row or run["utilisation"] > row[name]["utilisation"]:
+                    row[name] = run
+                row[name]["utilisation_each"] = each + [run["utilisation"]]
         agreement(row)
         report["curve"].append(row)
     if args.whole_split:
         k, flops = args.whole_split, forward_flops(model, test, args.whole_split)
         report["whole_split"] = {"num_samples": k}
         for name in ("previous", "textvae"):
-            report["whole_split"][name] = timed(IMPLEMENTATIONS[name], model, test, k, flops, rates[0])
+            report["whole_split"][name] = timed(IMPLEMENTATIONS[name], model, test, k, flops, tracker)
             show(k, name, report["whole_split"][name])
         agreement(report["whole_split"])
         whole = report["whole_split"]
@@ -282,22 +334,20 @@ def main(argv=None) -> int:
         report["block_probe"] = block_probe(model.tokenizer.vocab_size, config.model.decoder.hidden_size, rates[0])
     rates.append(matmul_rate(torch.device("cpu")))
     report["machine"]["matmul_flops"] = max(rates)
-    report["machine"]["matmul_flops_start_end"] = rates
-    for rows in report["curve"] + ([report["whole_split"]] if "whole_split" in report else []):
-        for name in IMPLEMENTATIONS:
-            if name in rows:  # utilisation against the best rate seen, start or end
-                rows[name]["utilisation"] = rows[name]["flops_per_s"] / max(rates)
-    print(f"matmul rate at start and end: {rates[0] / 1e9:.1f}, {rates[1] / 1e9:.1f} GFLOP/s "
-          "(utilisation reported against the larger)")
+    report["machine"]["matmul_flops_measured"] = rates  # at the start, after every timed run, at the end
+    print(f"matmul rate measured {len(rates)} times: {min(rates) / 1e9:.1f} to {max(rates) / 1e9:.1f} GFLOP/s (each "
+          "run against the larger of the rates just before and after it; the probe and breakdown against the largest)")
     for row in report["curve"]:
         parts = [f"{name} {row[name]['utilisation']:.3f}" for name in IMPLEMENTATIONS if name in row]
         print(f"K={row['num_samples']}: " + ", ".join(parts))
     if "block_probe" in report:
         probe = report["block_probe"]
-        probe["product_utilisation"] *= rates[0] / max(rates)  # against the larger rate, as everything else
-        print(f"one block ({config.model.decoder.hidden_size} x {probe['tokens']} tokens): the product at "
-              f"{probe['product_utilisation']:.3f} of the matmul rate; exp {probe['exp_over_product']:.2f} and sums "
-              f"{probe['sum_over_product']:.2f} of its time")
+        for key in ("product_utilisation", "output_layer_utilisation"):
+            probe[key] *= rates[0] / max(rates)  # against the larger rate, as everything else
+        print(f"one block ({probe['tokens']} tokens, {probe['vocab_rows_per_product']} vocabulary rows a product): "
+              f"the product alone at {probe['product_utilisation']:.3f} of the matmul rate, the whole output layer "
+              f"at {probe['output_layer_utilisation']:.3f} ({probe['output_layer_over_product']:.2f}x the product's "
+              f"time); exp2 takes {probe['exp2_over_exp']:.2f} of exp's time")
     if "breakdown" in report:
         b = report["breakdown"]
         for key in ("utilisation", "output_product_utilisation", "lstm_utilisation", "ceiling_product_only"):

@@ -50,9 +50,11 @@ def evaluation_context(model, seed: Optional[int] = None):
 
 
 def default_max_tokens(device: torch.device) -> int:
-    """Tokens per decoder call: bounds the (tokens, vocab) logits, the largest tensor of the computation
-    (8,192 x 10k floats = 330 MB on a CPU)."""
-    return 65536 if device.type == "cuda" else 8192
+    """Tokens (sentences x samples x positions) per decoder call. On a GPU it bounds the output layer's logits
+    (``fused.EVAL_BLOCK_TOKENS`` at a time) and the decoder's states; on a CPU, where the output layer works in
+    cache-sized chunks (``fused._evaluation_block``), it bounds the hidden states (32,768 x 256 floats = 34 MB) and
+    sets how many samples share one pass of the recurrence (``modules.sample_rnn``)."""
+    return 65536 if device.type == "cuda" else 32768
 
 
 def _sample_chunk(batch: EvalBatch, num_samples: int, sample_chunk: Optional[int], max_tokens: int) -> int:

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from ..config import ConfigError, ModelConfig
-from ..modules.decoders import build_decoder, sequence_nll
+from ..modules.decoders import build_decoder, samples_nll, sequence_nll
 from ..modules.encoders import build_encoder
 from ..modules.latents import GaussianLatent, build_latent
 from ..objectives import gumbel_temperature, kl_term, tc_decomposition, tcvae_term
@@ -78,10 +78,7 @@ class TextVAE(BaseVAE):
         """log p(x|z) per sentence: z (B, D) -> (B,), or z (S, B, D) -> (S, B) for S samples per sentence."""
         if z.dim() == 2:
             return -self.reconstruction_nll(input_ids, lengths, z)
-        samples, batch = z.shape[:2]
-        ids = input_ids.unsqueeze(0).expand(samples, -1, -1).reshape(samples * batch, -1)
-        lens = lengths.unsqueeze(0).expand(samples, -1).reshape(-1)
-        return -self.reconstruction_nll(ids, lens, z.reshape(samples * batch, -1)).view(samples, batch)
+        return -samples_nll(self.decoder, input_ids, lengths, z)
 
     def forward(self, batch: dict, step: int = 0) -> TextVAEOutput:
         """One training or evaluation pass over a batch from ``collate``; the KL weights and the Gumbel temperature

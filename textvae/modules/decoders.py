@@ -21,6 +21,7 @@ from ..config import ConfigError, DecoderConfig
 from ..registry import DECODERS
 from .encoders import RNN_CLASSES
 from .fused import Dropout, linear_cross_entropy
+from .sample_rnn import rnn_over_samples
 from .transformer import KV, Block, build_positions, init_weights
 
 Z_MODES = ("init", "concat", "init+concat")  # RNN decoders
@@ -119,6 +120,17 @@ class RNNDecoder(LinearOutput, nn.Module):
             input_ids = word_dropout(input_ids, self.config.word_dropout, self.unk_id, self.pad_id)
         outputs, _ = self.rnn(self._inputs(input_ids, z), self.initial_state(z))
         return self.output_dropout(outputs)
+
+    def forward_samples(self, input_ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``forward`` in eval mode for S latent samples of each sentence: (B, T) inputs and (S, B, D) z ->
+        (S * B, T, hidden), sample-major, sharing the embeddings' input projection across samples
+        (``sample_rnn``)."""
+        if self.training:
+            raise RuntimeError("forward_samples is for evaluation: call model.eval() first")
+        samples, batch = z.shape[:2]
+        flat = z.reshape(samples * batch, z.size(-1))
+        return rnn_over_samples(self.rnn, self.embedding(input_ids), z if self.use_concat else None,
+                                self.initial_state(flat), samples=samples)
 
     def step(self, tokens: torch.Tensor, z: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One generation step: (N,) previous tokens -> (N, V) logits and the new state."""
@@ -425,8 +437,25 @@ def sequence_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Ten
     predicted tokens (words and <eos>). Only real positions go through the output projection and softmax: padding
     costs nothing in the largest matrix product. Decoders with a ``token_nll`` (all of ours) fuse projection and
     loss; for any other, the logits go through ``F.cross_entropy``."""
-    inputs, targets = input_ids[:, :-1], input_ids[:, 1:]
-    hidden = decoder(inputs, z)  # (N, T-1, H)
+    return _hidden_nll(decoder, decoder(input_ids[:, :-1], z), input_ids, lengths)
+
+
+def samples_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``sequence_nll`` for S samples of z per sentence: (B, T) ids and (S, B, D) z -> (S, B). On a CPU a decoder in
+    eval mode with a ``forward_samples`` (the RNNs) runs the samples without repeating what they share; a GPU keeps
+    the fused recurrence of ``nn.LSTM``/``nn.GRU`` (cuDNN), which a loop of per-step kernels would not beat."""
+    samples, batch = z.shape[:2]
+    ids, lens = input_ids.repeat(samples, 1), lengths.repeat(samples)  # sample-major, as z.reshape
+    if z.device.type == "cpu" and not decoder.training and hasattr(decoder, "forward_samples"):
+        hidden = decoder.forward_samples(input_ids[:, :-1], z)
+    else:
+        hidden = decoder(ids[:, :-1], z.reshape(samples * batch, z.size(-1)))
+    return _hidden_nll(decoder, hidden, ids, lens).view(samples, batch)
+
+
+def _hidden_nll(decoder: nn.Module, hidden: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) per sentence from the decoder's teacher-forced hidden states (N, T-1, H)."""
+    targets = input_ids[:, 1:]
     positions = torch.arange(targets.size(1), device=targets.device)
     mask = positions.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # (N, T-1)
     if hasattr(decoder, "token_nll"):
@@ -434,4 +463,4 @@ def sequence_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Ten
     else:
         token_nll = F.cross_entropy(decoder.project(hidden[mask]).float(), targets[mask], reduction="none")
     rows = mask.nonzero(as_tuple=True)[0]
-    return torch.zeros(input_ids.size(0), device=z.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)
+    return torch.zeros(input_ids.size(0), device=hidden.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)

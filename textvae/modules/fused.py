@@ -10,6 +10,7 @@ PTB batch of 32) and 0.80-0.86x at 2,816. Dropout on a (32, 23, 256) batch: ``F.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -18,14 +19,16 @@ from torch import nn
 
 # Tokens per block of the gradient-free path (evaluation): bounds the (vocabulary x tokens) logits it holds at once.
 EVAL_BLOCK_TOKENS = 4096
-# On a CPU the block is also cut to about this many logits (20 MB of float32), so that exp and sum read them from
-# the last-level cache the product just wrote them to: on the 2-core host here (32 MB L3) blocks of 512-768 tokens
-# of a 10k vocabulary ran the evaluation output layer at 0.60-0.72 of the matmul rate, 4,096 at 0.57-0.63.
-EVAL_CACHE_LOGITS = 5_000_000
-EVAL_MIN_BLOCK_TOKENS = 256
+# On a CPU a block is 1,008 tokens, and its product is taken a chunk of vocabulary rows at a time, each chunk about
+# EVAL_CHUNK_LOGITS logits (2 MB of float32), so that exp2 and sum read the logits from the cache the product just
+# wrote them to, not from memory: on the 2-core host here the whole output layer then takes about 1.2-1.3x the
+# product's own time (``python scripts/benchmarks/iw_speed.py --samples --floor-sentences 0 --block-probe``).
+EVAL_CPU_BLOCK_TOKENS = 1008
+EVAL_CHUNK_LOGITS = 524_288
 # Largest -log softmax the evaluation path computes with the target's logit as the shift (see ``_evaluation_nll``):
 # a sum of at most V terms each below exp(60) stays far inside float32's range (3.4e38 ~ exp(88)).
 SHIFT_HEADROOM = 60.0
+LOG2_E = 1.0 / math.log(2.0)
 # Token and width counts are padded to multiples of this in the matrix products (see ``_logits_t``).
 ALIGN = 8
 
@@ -117,7 +120,7 @@ def linear_cross_entropy(
     ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="none")``.
 
     Under autocast, or in half precision, it is exactly that (the fused path keeps fp32/fp64 softmax arithmetic).
-    Without gradients it runs in blocks of ``EVAL_BLOCK_TOKENS`` tokens, so importance-weighted evaluation over
+    Without gradients it runs in blocks of tokens (``_evaluation_block``), so importance-weighted evaluation over
     many samples never holds all their logits at once."""
     if targets.device.type == "cpu" and targets.numel():
         low, high = (int(x) for x in torch.aminmax(targets))
@@ -138,37 +141,40 @@ def linear_cross_entropy(
 
 
 def _shifting_weight(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """[W b -1 0..] (V, H') with H' = H + 2 rounded up to ``ALIGN``: multiplied by hidden rows [h 1 c 0..] it gives
-    W h + b - c, logits already shifted by c, with no pass over the (V, T) result to add the bias or subtract c."""
+    """log2(e) [W b -1 0..] (V, H') with H' = H + 2 rounded up to ``ALIGN``: multiplied by hidden rows [h 1 c 0..]
+    it gives (W h + b - c) / ln 2, logits already shifted by c and in base 2, with no pass over the (V, T) result to
+    add the bias or subtract c; ``exp2`` of it is exp(W h + b - c), and ``exp2`` is the faster of the two on the CPU
+    here (``iw_speed.py --block-probe`` reports the ratio)."""
     vocab, size = weight.shape
     augmented = weight.new_zeros(vocab, _round_up(size + 2))
     augmented[:, :size] = weight
     if bias is not None:
         augmented[:, size] = bias
     augmented[:, size + 1] = -1.0
-    return augmented
+    return augmented.mul_(LOG2_E)
 
 
-def _evaluation_block(vocab: int, device: torch.device) -> int:
-    """Tokens per block of ``_evaluation_nll``: ``EVAL_BLOCK_TOKENS``, and on a CPU at most about
-    ``EVAL_CACHE_LOGITS`` logits (but not under ``EVAL_MIN_BLOCK_TOKENS`` tokens, where the product slows down)."""
+def _evaluation_block(vocab: int, device: torch.device) -> tuple[int, int]:
+    """(tokens per block, vocabulary rows per product) of ``_evaluation_nll``: on a GPU ``EVAL_BLOCK_TOKENS`` and the
+    whole vocabulary; on a CPU ``EVAL_CPU_BLOCK_TOKENS`` and chunks of about ``EVAL_CHUNK_LOGITS`` logits."""
     if device.type != "cpu":
-        return EVAL_BLOCK_TOKENS
-    return min(EVAL_BLOCK_TOKENS, max(EVAL_MIN_BLOCK_TOKENS, _round_up(EVAL_CACHE_LOGITS // vocab)))
+        return EVAL_BLOCK_TOKENS, vocab
+    return EVAL_CPU_BLOCK_TOKENS, min(vocab, _round_up(EVAL_CHUNK_LOGITS // EVAL_CPU_BLOCK_TOKENS))
 
 
 def _evaluation_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-    """The gradient-free path, in blocks of ``EVAL_BLOCK_TOKENS`` tokens: -log softmax at the target is
+    """The gradient-free path, in blocks of tokens (``_evaluation_block``): -log softmax at the target is
     log sum_v exp(logit_v - logit_target), so the target's logit (a dot product per token) is computed first and
-    the matrix product itself returns the logits shifted by it, bias included (``_shifting_weight``); the block is
-    then exponentiated in place and summed: two passes over the (V, T) logits after the product, against five when
-    the bias is added and the column maximum found and subtracted. The shift is safe while no logit exceeds the
-    target's by more than ``SHIFT_HEADROOM`` nats (float32 exp overflows past 88); columns beyond it, or not
-    finite, are recomputed with the column maximum."""
+    the matrix product itself returns the logits shifted by it, bias included, in base 2 (``_shifting_weight``); each
+    chunk of vocabulary rows is then exponentiated (``exp2``) in place and summed into the block's totals while it
+    is in cache: two passes over the logits after the product, against five when the bias is added and the column
+    maximum found and subtracted. The shift is safe while no logit exceeds the target's by more than ``SHIFT_HEADROOM`` nats (float32
+    exp overflows past 88); columns beyond it, or not finite, are recomputed with the column maximum."""
     augmented = _shifting_weight(weight, bias)
     size = hidden.size(1)
+    step, rows = _evaluation_block(weight.size(0), hidden.device)
+    chunks = augmented.split(rows)
     out = []
-    step = _evaluation_block(weight.size(0), hidden.device)
     for block, block_targets in zip(hidden.split(step), targets.split(step)):
         tokens = block.size(0)
         target_logits = (block * weight[block_targets]).sum(1)
@@ -178,7 +184,12 @@ def _evaluation_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: Optional[t
         right[:tokens, :size] = block
         right[:tokens, size] = 1.0
         right[:tokens, size + 1] = target_logits
-        nll = (augmented @ right.t())[:, :tokens].exp_().sum(0).log_()
+        right_t = right.t()
+        logits = block.new_empty(chunks[0].size(0), right.size(0))
+        total = block.new_zeros(right.size(0))
+        for chunk in chunks:
+            total += torch.mm(chunk, right_t, out=logits[: chunk.size(0)]).exp2_().sum(0)
+        nll = total[:tokens].log_()
         unsafe = ~(nll < SHIFT_HEADROOM)  # overflowed, NaN, or too close to it for the sum's precision
         if bool(unsafe.any()):
             index = unsafe.nonzero(as_tuple=True)[0]
