@@ -161,7 +161,8 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
     config_file, overrides = recipe_variants(steps, recipe)[name]
     # a checkpoint at least every 1,000 steps, so that --resume loses little of a stopped row
     common = [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", f"train.eval_every={steps}",
-              f"train.checkpoint_every={min(steps, 1000)}", f"seed={args.seed}"]
+              f"train.checkpoint_every={min(steps, 1000)}", f"seed={args.seed}",
+              f"train.cpu_threads={args.cpu_threads}"]
     suffix = "" if recipe == "adam" else f"_{recipe}"
     start = time.perf_counter()
     if name == "ae_free_bits":
@@ -227,6 +228,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--iw-samples", type=int, default=500, help="importance samples for the NLL (papers: 500)")
     parser.add_argument("--test-sentences", type=int, default=0, help="NLL and MI on the first N test sentences (0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="threads per training process on a CPU (train.cpu_threads; 0: the machine's cores)")
     parser.add_argument("--runs", default="runs/bench_ptb", help="one trainer run folder per row here")
     parser.add_argument("--out", default="runs/bench_ptb/results.json")
     parser.add_argument("--progress", action="store_true", help="progress bars for training and evaluation")
