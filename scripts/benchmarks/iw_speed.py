@@ -38,13 +38,15 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the library of this checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import PTB_CONFIG, decoder_flops, encoder_flops, find_ptb, latent_code_size, load_ptb_like, matmul_rate  # noqa: E402
+from throughput import (  # noqa: E402
+    PTB_CONFIG, decoder_flops, encoder_flops, find_ptb, latent_code_size, load_ptb_like, matmul_rate, repeated_timings,
+)
 
 from textvae import TextVAE, load_pretrained  # noqa: E402
 from textvae.evaluation.likelihood import importance_weighted_nll  # noqa: E402
 from textvae.models import sentence_vae  # noqa: E402
 from textvae.modules import fused  # noqa: E402
-from textvae.modules.decoders import sequence_nll  # noqa: E402
+from textvae.modules.decoders import expanded_samples_nll  # noqa: E402
 from textvae.training.host_memory import keep_freed_host_memory  # noqa: E402
 
 PREVIOUS_MAX_TOKENS = 8192
@@ -75,14 +77,6 @@ MAX_TOKENS = None  # the library's default unless --max-tokens
 def library(model, sentences, num_samples: int) -> torch.Tensor:
     return importance_weighted_nll(model, sentences, num_samples=num_samples, seed=0, progress=False,
                                    max_tokens=MAX_TOKENS)
-
-
-def expanded_samples_nll(decoder, input_ids, lengths, z):
-    """The decoder over samples before ``decoders.samples_nll``: every sentence repeated once per sample through
-    ``nn.LSTM``, the embeddings' input projection included."""
-    samples, batch = z.shape[:2]
-    return sequence_nll(decoder, input_ids.repeat(samples, 1), lengths.repeat(samples),
-                        z.reshape(samples * batch, z.size(-1))).view(samples, batch)
 
 
 def previous(model, sentences, num_samples: int) -> torch.Tensor:
@@ -150,8 +144,8 @@ def timed(fn, model, sentences, num_samples: int, flops: float, rates: RateTrack
 
 def breakdown(model, sentences, num_samples: int, rate: float) -> dict:
     """Where the library's time goes at ``num_samples``, from torch.profiler's per-operator CPU times: the output
-    layer's product (the matrix products of its shifted weight's chunks, ``fused._shifting_weight``), its exp and the sums and logs after it,
-    the decoder's LSTM, and everything else; with the FLOP share and achieved rate of the product and the LSTM."""
+    layer's product (the matrix products of its shifted weight's chunks, ``fused._shifting_weight``), its exp and
+    the sums and logs after it, the decoder's recurrence, and everything else; with the FLOP share and achieved rate of the product and the LSTM."""
     from torch.profiler import ProfilerActivity, profile
 
     vocab = model.tokenizer.vocab_size
@@ -205,12 +199,7 @@ def block_probe(vocab: int, hidden: int, rate: float, reps: int = 9) -> dict:
     logits = torch.empty(chunks[0].size(0), tokens)
 
     def best(fn) -> float:
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
+        return min(repeated_timings(fn, reps, torch.device("cpu")))
 
     def products() -> None:
         for chunk in chunks:
@@ -278,7 +267,8 @@ def main(argv=None) -> int:
     parser.add_argument("--block-probe", action="store_true",
                         help="also time the output layer's product, exp and sums on one evaluation block")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="runs of textvae and previous per K, taking turns; the best utilisation counts (li_et_al: one)")
+                        help="runs of textvae and previous per K, taking turns; the best utilisation counts "
+                        "(li_et_al: one)")
     parser.add_argument("--json", default="runs/iw_speed.json")
     parser.add_argument("--plot", default="runs/iw_speed.png")
     args = parser.parse_args(argv)

@@ -444,13 +444,18 @@ def samples_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Tens
     """``sequence_nll`` for S samples of z per sentence: (B, T) ids and (S, B, D) z -> (S, B). On a CPU a decoder in
     eval mode with a ``forward_samples`` (the RNNs) runs the samples without repeating what they share; a GPU keeps
     the fused recurrence of ``nn.LSTM``/``nn.GRU`` (cuDNN): the step-by-step loop was measured on a CPU only."""
+    if not (z.device.type == "cpu" and not decoder.training and hasattr(decoder, "forward_samples")):
+        return expanded_samples_nll(decoder, input_ids, lengths, z)
     samples, batch = z.shape[:2]
-    ids, lens = input_ids.repeat(samples, 1), lengths.repeat(samples)  # sample-major, as z.reshape
-    if z.device.type == "cpu" and not decoder.training and hasattr(decoder, "forward_samples"):
-        hidden = decoder.forward_samples(input_ids[:, :-1], z)
-    else:
-        hidden = decoder(ids[:, :-1], z.reshape(samples * batch, z.size(-1)))
-    return _hidden_nll(decoder, hidden, ids, lens).view(samples, batch)
+    hidden = decoder.forward_samples(input_ids[:, :-1], z)  # sample-major, as z.reshape
+    return _hidden_nll(decoder, hidden, input_ids.repeat(samples, 1), lengths.repeat(samples)).view(samples, batch)
+
+
+def expanded_samples_nll(decoder: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``samples_nll`` the plain way: every sentence repeated once per sample through ``decoder.forward``."""
+    samples, batch = z.shape[:2]
+    return sequence_nll(decoder, input_ids.repeat(samples, 1), lengths.repeat(samples),
+                        z.reshape(samples * batch, z.size(-1))).view(samples, batch)
 
 
 def _hidden_nll(decoder: nn.Module, hidden: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -19,13 +19,15 @@ GROUP_ROWS = 256  # sequences per pass through the time steps: (256, 4 x 256) ga
 
 
 def _cell_weights(rnn: nn.RNNBase, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(W_ih, b_ih, W_hh^T, b_hh) of one layer (biases zero when the RNN has none)."""
+    """(W_ih, input bias, W_hh^T, b_hh) of one layer: the input bias is what joins W_ih x in the input gates, b_ih
+    and for an LSTM b_hh too (its b_hh adds to every gate alike; a GRU's scales with the reset gate). Biases are
+    zero when the RNN has none."""
     w_ih = getattr(rnn, f"weight_ih_l{layer}")
-    w_hh = getattr(rnn, f"weight_hh_l{layer}")
     zeros = w_ih.new_zeros(w_ih.size(0))
     b_ih = getattr(rnn, f"bias_ih_l{layer}") if rnn.bias else zeros
     b_hh = getattr(rnn, f"bias_hh_l{layer}") if rnn.bias else zeros
-    return w_ih, b_ih, w_hh.t(), b_hh
+    input_bias = b_ih + b_hh if isinstance(rnn, nn.LSTM) else b_ih
+    return w_ih, input_bias, getattr(rnn, f"weight_hh_l{layer}").t(), b_hh
 
 
 def _lstm_layer(input_gates, h: torch.Tensor, c: torch.Tensor, w_hh_t: torch.Tensor, out: torch.Tensor) -> None:
@@ -71,9 +73,10 @@ def _run(rnn: nn.RNNBase, embedded: torch.Tensor, z_inputs: Optional[torch.Tenso
     if z_inputs is not None:
         samples = z_inputs.size(0)
     size = rnn.hidden_size
-    w_ih, b_ih, _, b_hh = _cell_weights(rnn, 0)
-    first_bias = b_ih + b_hh if is_lstm else b_ih
-    per_sentence = torch.addmm(first_bias, embedded.reshape(-1, embedding_size), w_ih[:, :embedding_size].t())
+    h_state, c_state = (state if state is not None else (None, None)) if is_lstm else (state, None)
+    cells = [_cell_weights(rnn, layer) for layer in range(rnn.num_layers)]
+    w_ih, input_bias = cells[0][:2]
+    per_sentence = torch.addmm(input_bias, embedded.reshape(-1, embedding_size), w_ih[:, :embedding_size].t())
     per_sentence = per_sentence.view(batch, steps, -1)  # (B, T, G)
     per_sample = None if z_inputs is None else z_inputs @ w_ih[:, embedding_size:].t()  # (S, B, G)
     out = embedded.new_empty(samples * batch, steps, size)
@@ -87,17 +90,14 @@ def _run(rnn: nn.RNNBase, embedded: torch.Tensor, z_inputs: Optional[torch.Tenso
             part = per_sample[first : first + count]
             gates = (lambda t, part=part: torch.add(part, per_sentence[:, t]).view(-1, part.size(-1)))
         below = None
-        for layer in range(rnn.num_layers):
-            layer_ih, layer_b_ih, w_hh_t, b_hh = _cell_weights(rnn, layer)
+        for layer, (layer_ih, layer_bias, w_hh_t, b_hh) in enumerate(cells):
             if layer:
-                bias = layer_b_ih + b_hh if is_lstm else layer_b_ih
-                stacked = torch.addmm(bias, below.reshape(-1, size), layer_ih.t()).view(hi - lo, steps, -1)
+                stacked = torch.addmm(layer_bias, below.reshape(-1, size), layer_ih.t()).view(hi - lo, steps, -1)
                 gates = (lambda t, stacked=stacked: stacked[:, t].clone())
             target = out[lo:hi] if layer == rnn.num_layers - 1 else embedded.new_empty(hi - lo, steps, size)
-            h0 = _initial(state[0] if is_lstm and state is not None else state, layer, lo, hi, embedded, size)
+            h0 = _initial(h_state, layer, lo, hi, embedded, size)
             if is_lstm:
-                c0 = _initial(None if state is None else state[1], layer, lo, hi, embedded, size)
-                _lstm_layer(gates, h0, c0, w_hh_t, target)
+                _lstm_layer(gates, h0, _initial(c_state, layer, lo, hi, embedded, size), w_hh_t, target)
             else:
                 _gru_layer(gates, h0, w_hh_t, b_hh, target)
             below = target
