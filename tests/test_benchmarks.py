@@ -149,6 +149,57 @@ def test_iw_speed_implementations_agree_and_count_flops(tokenizer):
     assert iw_speed.forward_flops(model, SENTENCES, 3) == encoder + 3 * decoder
 
 
+def test_iw_speed_times_in_slices_against_the_rate_around_each(tokenizer):
+    """The interleaved timing cuts the sentences, in the library's evaluation order (by length), into runs of whole
+    evaluation batches of at least the token target (the last may hold fewer), and scores the FLOPs against each
+    slice's time weighted by the mean of the probes around it; per-sentence NLLs come back in sentence order."""
+    import torch
+
+    from .conftest import SENTENCES
+    from .test_likelihood import informative
+
+    iw_speed = load_script("iw_speed")
+    model = informative(tokenizer)
+    sentences = list(SENTENCES)
+    lengths = [len(ids) + 1 for ids in model.token_ids(sentences)]
+    pieces = iw_speed.slices(model, sentences, 3, tokens=20, batch_size=2)
+    flat = [i for piece in pieces for i in piece]
+    assert sorted(flat) == list(range(len(sentences)))
+    assert [lengths[i] for i in flat] == sorted(lengths)  # the evaluation order
+    for piece in pieces[:-1]:
+        assert len(piece) % 2 == 0 and 3 * sum(lengths[i] for i in piece) >= 20
+        assert 3 * sum(lengths[i] for i in piece[:-2]) < 20  # one batch fewer would fall short
+
+    probes = iter([100.0, 300.0, 200.0, 200.0])
+    clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 21.0])  # slices of 1, 3 and 1 s
+    calls = []
+
+    def fn(model, piece, k):
+        calls.append(list(piece))
+        return torch.tensor([float(sentences.index(s)) for s in piece], dtype=torch.float64)
+
+    class Peak:
+        def after_run(self):
+            return 400.0
+
+    target = 3 * sum(lengths) // 3  # about a third of the tokens at 3 samples
+    three = iw_speed.slices(model, sentences, 3, tokens=target, batch_size=1)
+    assert len(three) == 3
+    real_counter = iw_speed.time.perf_counter
+    iw_speed.time.perf_counter = lambda: next(clock)
+    try:
+        run = iw_speed.timed(fn, model, sentences, 3, 1000.0, Peak(), lambda: next(probes), slice_tokens=target,
+                             batch_size=1)
+    finally:
+        iw_speed.time.perf_counter = real_counter
+    assert calls == [[sentences[i] for i in piece] for piece in three] and run["slices"] == 3
+    assert run["seconds"] == 5.0
+    assert torch.equal(run["per_sentence"], torch.arange(len(sentences), dtype=torch.float64))
+    # slice rates: (100 + 300) / 2, (300 + 200) / 2, (200 + 200) / 2 over 1, 3 and 1 s
+    assert run["utilisation"] == 1000.0 / (1 * 200.0 + 3 * 250.0 + 1 * 200.0)
+    assert run["utilisation_peak"] == 1000.0 / 5.0 / 400.0
+
+
 def test_dsentences_dci_max_values_leaves_out_only_the_larger_factors():
     dsentences = load_script("dsentences")
     sizes = dsentences.FACTORS_NUM_VALUES

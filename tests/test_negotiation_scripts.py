@@ -47,7 +47,12 @@ def test_negotiate_example_prints_games_and_plays_a_person(data, tmp_path, capsy
     assert all(sum(c * v for c, v in zip(g.counts, g.values)) == 10 for g in pair)
 
 
-def test_selfplay_speed_times_batched_single_and_rl(data, tmp_path):  # noqa: F811
+def test_selfplay_speed_times_batched_single_and_rl(data, tmp_path, monkeypatch):  # noqa: F811
+    from textvae.training import rl
+
+    steps = []
+    real_step = rl.SupervisedUpdates.step
+    monkeypatch.setattr(rl.SupervisedUpdates, "step", lambda self: steps.append(1) or real_step(self))
     word, larl, folder = tiny_folders(data, tmp_path)
     speed = load_script("selfplay_speed")
     out = tmp_path / "speed.json"
@@ -57,6 +62,14 @@ def test_selfplay_speed_times_batched_single_and_rl(data, tmp_path):  # noqa: F8
     row = json.loads(out.read_text())
     assert row["batched_episodes_per_s"] > 0 and row["single_episodes_per_s"] > 0 and row["rl_episodes"] == 2
     assert row["rl_minutes_for_16344_episodes"] == 16344 / row["rl_episodes_per_s"] / 60
+    assert row["rl_supervised_every"] == 0 and row["threads"] == 1 and not steps
+    # word RL with its supervised updates (read from --data-dir), on two threads
+    assert speed.main(["--model", str(word), "--goals", str(folder / "selfplay.txt"), "--games", "2",
+                       "--single-games", "1", "--rl-episodes", "4", "--episodes-per-update", "4", "--threads", "2",
+                       "--data-dir", str(folder), "--json", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert row["rl_supervised_every"] == 4 and row["rl_episodes"] == 4 and row["threads"] == 2
+    assert len(steps) == 1  # one supervised update per 4 games
 
 
 def test_dealornodeal_benchmark_at_a_tiny_budget(data, tmp_path):  # noqa: F811
