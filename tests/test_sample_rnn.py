@@ -77,3 +77,49 @@ def test_forward_samples_refuses_training_mode(tiny_model):
     tiny_model.train()
     with pytest.raises(RuntimeError, match="model.eval"):
         tiny_model.decoder.forward_samples(torch.zeros(2, 3, dtype=torch.long), torch.randn(4, 2, 4))
+
+
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("initial", [True, False])
+def test_rnn_step_equals_the_torch_rnn_one_step_at_a_time(kind, layers, bias, initial):
+    """Three steps of ``rnn_step`` (the fused cells) give ``rnn``'s outputs and final state over the sequence, and
+    the same gradients with respect to the weights."""
+    torch.manual_seed(0)
+    rows, steps, width, hidden = 4, 3, 5, 6
+    rnn = kind(width, hidden, num_layers=layers, batch_first=True, bias=bias, dropout=0.3 if layers > 1 else 0.0)
+    rnn.eval()
+    x = torch.randn(rows, steps, width)
+    state = None
+    if initial:
+        h0 = torch.randn(layers, rows, hidden)
+        state = (h0, torch.randn(layers, rows, hidden)) if kind is nn.LSTM else h0
+    want, want_state = rnn(x, state)
+    outs, current = [], state
+    for t in range(steps):
+        out, current = sample_rnn.rnn_step(rnn, x[:, t], current)
+        outs.append(out)
+    got = torch.stack(outs, 1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(current if kind is nn.LSTM else (current,), want_state if kind is nn.LSTM else (want_state,)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    (want ** 2).sum().backward()
+    expected = [p.grad.clone() for p in rnn.parameters()]
+    rnn.zero_grad()
+    (got ** 2).sum().backward()
+    for p, g in zip(rnn.parameters(), expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_rnn_step_keeps_torch_rnn_for_between_layer_dropout_in_training(monkeypatch):
+    """With dropout between layers in training mode the step runs ``rnn`` itself (the cells have no dropout)."""
+    rnn = nn.GRU(5, 6, num_layers=2, dropout=0.5, batch_first=True).train()
+    called = []
+    monkeypatch.setattr(torch, "gru_cell", lambda *a: called.append(1))
+    out, state = sample_rnn.rnn_step(rnn, torch.randn(3, 5))
+    assert out.shape == (3, 6) and state.shape == (2, 3, 6) and not called
+    rnn.eval()
+    with pytest.raises(TypeError):  # the monkeypatched cell returned None: the cell path was taken
+        sample_rnn.rnn_step(rnn, torch.randn(3, 5))
+    assert called

@@ -21,7 +21,7 @@ from ..config import ConfigError, DecoderConfig
 from ..registry import DECODERS
 from .encoders import RNN_CLASSES
 from .fused import Dropout, linear_cross_entropy
-from .sample_rnn import rnn_over_samples
+from .sample_rnn import rnn_over_samples, rnn_step
 from .transformer import KV, Block, build_positions, init_weights
 
 Z_MODES = ("init", "concat", "init+concat")  # RNN decoders
@@ -133,9 +133,10 @@ class RNNDecoder(LinearOutput, nn.Module):
                                 self.initial_state(flat), samples=samples)
 
     def step(self, tokens: torch.Tensor, z: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        """One generation step: (N,) previous tokens -> (N, V) logits and the new state."""
-        outputs, state = self.rnn(self._inputs(tokens.unsqueeze(1), z), state)
-        return self.project(outputs[:, 0]), state
+        """One generation step: (N,) previous tokens -> (N, V) logits and the new state (``rnn_step``: the fused
+        cells, not ``nn.LSTM``/``nn.GRU`` over a sequence of one)."""
+        outputs, state = rnn_step(self.rnn, self._inputs(tokens.unsqueeze(1), z)[:, 0], state)
+        return self.project(outputs), state
 
     @staticmethod
     def select_state(state: Any, index: torch.Tensor) -> Any:
