@@ -200,6 +200,14 @@ def test_iw_speed_times_in_slices_against_the_rate_around_each(tokenizer):
     assert run["utilisation_peak"] == 1000.0 / 5.0 / 400.0
 
 
+def test_iw_speed_rate_trace_gives_one_rate_per_second():
+    import torch
+
+    iw_speed = load_script("iw_speed")
+    trace = iw_speed.rate_trace(2.5, torch.device("cpu"), size=128)
+    assert len(trace) == 2 and all(1e6 < r < 1e13 for r in trace)  # FLOP/s of a CPU
+
+
 def test_dsentences_dci_max_values_leaves_out_only_the_larger_factors():
     dsentences = load_script("dsentences")
     sizes = dsentences.FACTORS_NUM_VALUES

@@ -161,6 +161,24 @@ class SustainedRate:
                 return 2 * self.size**3 * count / elapsed
 
 
+def rate_trace(seconds: float, device: torch.device, size: int = 2048) -> list[float]:
+    """The fp32 rate of back-to-back ``size``-square products, one mean per second for ``seconds`` seconds: how
+    much the host's speed moves from second to second (why ``timed`` probes between slices)."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a @ b
+    per_second, count, start = [], 0, time.perf_counter()
+    mark = start
+    while time.perf_counter() - start < seconds:
+        a @ b
+        sync(device)
+        count += 1
+        now = time.perf_counter()
+        if now - mark >= 1.0:
+            per_second.append(2 * size**3 * count / (now - mark))
+            count, mark = 0, now
+    return per_second
+
+
 def slices(model, sentences: list[str], num_samples: int, tokens: int = SLICE_TOKENS,
            batch_size: int = EVAL_BATCH) -> list[list[int]]:
     """The sentences in the library's evaluation order (by length, ``evaluation.batches.eval_batches``), cut into
@@ -185,9 +203,9 @@ def timed(fn, model, sentences, num_samples: int, flops: float, rates: RateTrack
     """Time ``fn`` over ``sentences`` one slice (``slices``) at a time, with a sustained matmul probe before the
     first slice and after each one. ``utilisation`` is the FLOPs over the sum of each slice's time times the mean
     of the probes around it: the work and the reference rate measured over the same seconds, so the host's
-    second-to-second drift (a 40-second trace of 2,048-square products here moved between 74 and 147 GFLOP/s from
-    one second to the next) cancels. ``utilisation_peak`` is the older, harsher figure: the whole time against the
-    best burst of ``matmul_rate`` (``RateTracker``) just before or after the run."""
+    second-to-second drift (``--rate-trace`` shows it) largely cancels. ``utilisation_peak`` is the older, harsher
+    figure: the whole time against the best burst of ``matmul_rate`` (``RateTracker``) just before or after the
+    run."""
     pieces = slices(model, sentences, num_samples, slice_tokens, batch_size)
     before, seconds, rate_seconds, nll = sustained(), 0.0, 0.0, []
     for piece in pieces:
@@ -336,6 +354,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of textvae and previous per K, taking turns; the best utilisation counts "
                         "(li_et_al: one)")
+    parser.add_argument("--rate-trace", type=float, default=0, metavar="SECONDS",
+                        help="first, the matmul rate once per second for this long (how much the host drifts)")
     parser.add_argument("--json", default="runs/iw_speed.json")
     parser.add_argument("--plot", default="runs/iw_speed.png")
     args = parser.parse_args(argv)
@@ -346,10 +366,15 @@ def main(argv=None) -> int:
     data, config, source = load_ptb_like(find_ptb(args.data_dir), PTB_CONFIG)
     model = (load_pretrained(args.model) if args.model else TextVAE(config.model, data.tokenizer)).eval()
     test = data.sentences("test")
+    if args.rate_trace:
+        trace = rate_trace(args.rate_trace, torch.device("cpu"))
+        print(f"matmul rate, one mean per second for {len(trace)} s: {min(trace) / 1e9:.1f} to {max(trace) / 1e9:.1f} "
+              f"GFLOP/s (mean {sum(trace) / len(trace) / 1e9:.1f}): " + " ".join(f"{r / 1e9:.0f}" for r in trace))
     tracker = RateTracker(torch.device("cpu"))
     sustained = SustainedRate(torch.device("cpu"))
     rates = tracker.rates
-    report = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
+    report = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "rate_trace_per_second": trace if args.rate_trace else None},
               "data": source, "model": args.model or "ptb_lstm_vae.yaml, initialised", "curve": []}
     print(f"{source}; fp32 matmul {rates[0] / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} threads")
     print(f"{'K':>5} {'impl':>9} {'sentences':>9} {'slices':>6} {'seconds':>8} {'GFLOP/s':>8} {'matmul':>7} {'util':>6} "
