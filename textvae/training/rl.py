@@ -166,7 +166,10 @@ def learner(model: NegotiationModel, generator: torch.Generator, config: RLConfi
 
 
 def sgd(parameters, learning_rate: float, config: RLConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(parameters, lr=learning_rate, momentum=config.momentum, nesterov=config.nesterov)
+    """SGD with LaRL's momentum and Nesterov setting, updating all tensors at once (``foreach``; on a CPU torch
+    would otherwise loop over them one by one)."""
+    return torch.optim.SGD(parameters, lr=learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+                           foreach=True)
 
 
 def make_optimizer(model: NegotiationModel, config: RLConfig) -> torch.optim.Optimizer:
