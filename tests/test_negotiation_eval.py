@@ -9,7 +9,7 @@ import torch
 from tests.test_latent_action import CONFIGS, data  # noqa: F401  (the tiny data fixture)
 from textvae.evaluation.negotiation import (
     diversity, evaluate_against, game_metrics, language_perplexity, response_perplexity,
-    utterance_batches,
+    selection_accuracy, utterance_batches,
 )
 from textvae.models import NegotiationAgent, build_model
 from textvae.tasks.negotiation import GameResult, Goal
@@ -66,3 +66,42 @@ def test_evaluate_against_plays_and_scores(data):  # noqa: F811
                                         [(A, B), (B, A)], language_model=model, max_turns=2)
     assert metrics.games == len(results) == 2 and all(len(r.turns) <= 2 for r in results)
     assert metrics.language_ppl > 1 and metrics.utterances <= 2
+
+
+def test_selection_accuracy_counts_exact_splits_of_the_selecting_rows(data, monkeypatch):  # noqa: F811
+    """A head forced to predict each row's agreed split scores 1, one forced off by one book on the first selecting
+    row of each batch scores 1 - (those rows) / (selecting rows); rows without an agreed split never count."""
+    from textvae.data.pipeline import make_loader
+    from textvae.models.negotiation import MAX_COUNT, NegotiationModel
+
+    torch.manual_seed(0)
+    model = build_model(CONFIGS["word"](), data.tokenizer)
+    test = data.datasets["valid"]  # two agreed splits among five rows (the tiny test split has none)
+    batches = list(make_loader(test, data.tokenizer, 128, shuffle=False))
+    known = [(b["select"] > 0) & (b["items"] >= 0).all(-1) for b in batches]
+    selecting = sum(int(k.sum()) for k in known)
+    assert 0 < selecting < sum(int(b["select"].numel()) for b in batches)  # some rows do not count
+    real_pieces = NegotiationModel.pieces
+    state = {"wrong": False, "missed": 0}
+
+    def forced(self, batch):
+        pieces = real_pieces(self, batch)
+        items = batch["items"].clamp(min=0)
+        logits = torch.full_like(pieces.selection_logits, -5.0).scatter(-1, items.unsqueeze(-1), 5.0)
+        if state["wrong"]:
+            rows = ((batch["select"] > 0) & (batch["items"] >= 0).all(-1)).nonzero()
+            if len(rows):
+                row = int(rows[0])
+                book = int(items[row, 0])
+                logits[row, 0] = -5.0
+                logits[row, 0, (book + 1) % (MAX_COUNT + 1)] = 5.0
+                state["missed"] += 1
+        pieces.selection_logits = logits
+        return pieces
+
+    monkeypatch.setattr(NegotiationModel, "pieces", forced)
+    assert selection_accuracy(model, test) == 1.0
+    state["wrong"] = True
+    assert selection_accuracy(model, test) == pytest.approx(1 - state["missed"] / selecting)
+    assert state["missed"] >= 1
+    assert math.isnan(selection_accuracy(model, data.datasets["test"]))  # its one closing row has no agreed split

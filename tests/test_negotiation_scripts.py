@@ -4,6 +4,7 @@ and scripts/benchmarks/dealornodeal.py at a tiny budget."""
 
 import io
 import json
+import math
 
 import torch
 
@@ -85,6 +86,7 @@ def test_dealornodeal_benchmark_at_a_tiny_budget(data, tmp_path):  # noqa: F811
     assert list(report["rows"]) == bench.ROWS and set(report["published"]) == {"lewis2017_supervised_selfplay"}
     row = report["rows"]["rl_latent_gauss"]
     assert row["seeds"] == 1 and row["test_ppl"] > 1 and row["selfplay_eval"]["games"] == 1
+    assert math.isnan(row["test_selection_accuracy"])  # the tiny test split has no agreed split
     assert {"reward", "agreement", "pareto", "turns", "unique_words", "language_ppl"} <= set(row["test_goals"])
     assert "data.txt minus" in report["data_note"]
     assert bench.main(args + ["--resume"]) == 0  # everything kept: the same table

@@ -42,6 +42,7 @@ PUBLISHED = {"lewis2017_supervised_selfplay": {"reward": 5.4, "partner_reward": 
                                                "pareto": 49.6}}
 DATA_NOTE = ("train = data.txt minus the val/test dialogues (the official train.txt is missing); the published row "
              "is Lewis et al.'s supervised agent against itself on their own split")
+PER_MODEL = ("test_ppl", "test_selection_accuracy")  # figures of the model itself, not of its games
 METRICS = ("reward", "partner_reward", "agreed_reward", "agreed_partner_reward", "agreement", "pareto", "turns",
            "utterances", "unique_utterances", "unique_words", "language_ppl")
 
@@ -85,11 +86,12 @@ def train_rl_row(kind: str, args, seed: int, root: Path, folder: Path, partner_f
 
 
 def evaluate_row(folder: Path, partner_folder: Path, goal_sets: dict, seed: int, test_dataset) -> dict:
-    from textvae.evaluation.negotiation import evaluate_against, response_perplexity
+    from textvae.evaluation.negotiation import evaluate_against, response_perplexity, selection_accuracy
     from textvae.models import NegotiationAgent, load_pretrained
 
     model, lm = load_pretrained(folder), load_pretrained(partner_folder)
-    row = {"test_ppl": response_perplexity(model, test_dataset)}
+    row = {"test_ppl": response_perplexity(model, test_dataset),
+           "test_selection_accuracy": selection_accuracy(model, test_dataset)}
     for name, pairs in goal_sets.items():
         torch.manual_seed(seed)
         metrics, results = evaluate_against(NegotiationAgent(model, seed=seed), NegotiationAgent(lm, seed=seed + 1),
@@ -101,11 +103,13 @@ def evaluate_row(folder: Path, partner_folder: Path, goal_sets: dict, seed: int,
 
 def aggregate(per_seed: list[dict]) -> dict:
     """Mean over seeds of every figure (and its standard deviation with two seeds or more)."""
-    out = {"seeds": len(per_seed), "test_ppl": statistics.fmean(r["test_ppl"] for r in per_seed)}
-    if len(per_seed) > 1:
-        out["test_ppl_std"] = statistics.stdev(r["test_ppl"] for r in per_seed)
+    out = {"seeds": len(per_seed)}
+    for key in PER_MODEL:
+        out[key] = statistics.fmean(r[key] for r in per_seed)
+        if len(per_seed) > 1:
+            out[f"{key}_std"] = statistics.stdev(r[key] for r in per_seed)
     for goals in per_seed[0]:
-        if goals == "test_ppl":
+        if goals in PER_MODEL:
             continue
         part = {}
         for m in METRICS:
@@ -121,17 +125,17 @@ def aggregate(per_seed: list[dict]) -> dict:
 
 def table(report: dict, goals: str) -> str:
     head = ("| row | reward | partner | agreed reward | agreed partner | agree % | Pareto % | turns | unique utt. "
-            "| unique words | lang. PPL | test PPL |")
-    lines = [f"{goals} ({report['budget']})", head, "|" + "---|" * 12]
+            "| unique words | lang. PPL | test PPL | test select acc. |")
+    lines = [f"{goals} ({report['budget']})", head, "|" + "---|" * 13]
     for name, row in report["rows"].items():
         r = row[goals]
         lines.append(f"| {name} | {r['reward']:.2f} | {r['partner_reward']:.2f} | {r['agreed_reward']:.2f} | "
                      f"{r['agreed_partner_reward']:.2f} | {r['agreement']:.1f} | {r['pareto']:.1f} | {r['turns']:.1f} | "
                      f"{r['unique_utterances']:.0f} | {r['unique_words']:.0f} | {r['language_ppl']:.2f} | "
-                     f"{row['test_ppl']:.2f} |")
+                     f"{row['test_ppl']:.2f} | {row['test_selection_accuracy']:.3f} |")
     for name, r in PUBLISHED.items():
         lines.append(f"| {name} (published) | {r['reward']:.1f} | {r['partner_reward']:.1f} | | | {r['agreement']:.1f} | "
-                     f"{r['pareto']:.1f} | | | | | |")
+                     f"{r['pareto']:.1f} | | | | | | |")
     return "\n".join(lines)
 
 
@@ -174,6 +178,13 @@ def main(argv=None) -> int:
             cache = root / f"seed{seed}" / f"{name}_eval.json"
             if args.resume and cache.is_file():
                 row = json.loads(cache.read_text())
+                if "test_selection_accuracy" not in row:  # a cache from before the column
+                    from textvae.evaluation.negotiation import selection_accuracy
+                    from textvae.models import load_pretrained
+
+                    row["test_selection_accuracy"] = selection_accuracy(load_pretrained(folders[name]),
+                                                                        data.datasets["test"])
+                    cache.write_text(json.dumps(row))
             else:
                 row = evaluate_row(folders[name], partner, goal_sets, seed, data.datasets["test"])
                 cache.write_text(json.dumps(row))

@@ -10,7 +10,9 @@ Lewis et al. report it:
   conditioned on the agent's goal and the dialogue before it; exact for a word model, the ELBO's bound for a
   latent one;
 - a model's test-set perplexity: ``forward_elbo`` over the test split's responses (exact for ``negotiation_word``,
-  an upper bound from the ELBO for ``larl``).
+  an upper bound from the ELBO for ``larl``);
+- the selection head's accuracy on the test split: the share of dialogues whose agreed split it predicts exactly
+  (every item count right), which bounds how often two agents' selections can agree.
 """
 
 from __future__ import annotations
@@ -86,6 +88,26 @@ def response_perplexity(model, dataset, batch_size: int = 128) -> float:
     from ..data.pipeline import make_loader
 
     return forward_elbo(model, make_loader(dataset, model.tokenizer, batch_size, shuffle=False)).perplexity_bound()
+
+
+def selection_accuracy(model, dataset, batch_size: int = 128) -> float:
+    """Share of ``dataset``'s rows with an agreed split (the closing turns) whose split the model's selection head
+    predicts exactly, every item count right; nan when there is none."""
+    import torch
+
+    from ..data.pipeline import make_loader
+    from ..models.base import evaluating
+
+    right = rows = 0
+    with torch.no_grad(), evaluating(model):
+        for batch in make_loader(dataset, model.tokenizer, batch_size, shuffle=False):
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            logits = model.pieces(batch).selection_logits
+            items = batch["items"]
+            known = (batch["select"] > 0) & (items >= 0).all(-1)
+            right += int(((logits.argmax(-1) == items).all(-1) & known).sum())
+            rows += int(known.sum())
+    return right / rows if rows else float("nan")
 
 
 def game_metrics(results: Sequence[GameResult], agent: int = 0, language_model=None) -> NegotiationMetrics:
