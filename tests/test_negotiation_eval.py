@@ -105,3 +105,45 @@ def test_selection_accuracy_counts_exact_splits_of_the_selecting_rows(data, monk
     assert selection_accuracy(model, test) == pytest.approx(1 - state["missed"] / selecting)
     assert state["missed"] >= 1
     assert math.isnan(selection_accuracy(model, data.datasets["test"]))  # its one closing row has no agreed split
+
+
+@pytest.mark.parametrize("name", ["word", "larl_cat"])
+def test_validation_reports_the_selection_accuracy(data, name):  # noqa: F811
+    """The trainer's validation figures include the selection head's accuracy over the selecting rows, the same as
+    ``selection_accuracy`` gives on that split; models without such a figure add nothing."""
+    from textvae.data.pipeline import make_loader
+    from textvae.training.trainer import BASE_FIGURES, evaluate_loader
+
+    torch.manual_seed(0)
+    model = build_model(CONFIGS[name](), data.tokenizer)
+    loader = make_loader(data.datasets["valid"], data.tokenizer, 2, shuffle=False)  # 5 rows: 3 batches
+    figures = evaluate_loader(model, loader)
+    assert figures["selection_accuracy"] == pytest.approx(selection_accuracy(model, data.datasets["valid"]))
+    assert set(figures) == set(BASE_FIGURES) | {"selection_accuracy"}
+    from textvae.models.negotiation import NegotiationModel
+
+    real_pieces = NegotiationModel.pieces
+
+    def right(self, batch):  # a head that predicts every agreed split
+        pieces = real_pieces(self, batch)
+        items = batch["items"].clamp(min=0).unsqueeze(-1)
+        pieces.selection_logits = torch.full_like(pieces.selection_logits, -5.0).scatter(-1, items, 5.0)
+        return pieces
+
+    NegotiationModel.pieces = right
+    try:
+        assert evaluate_loader(model, loader)["selection_accuracy"] == 1.0
+    finally:
+        NegotiationModel.pieces = real_pieces
+
+
+def test_validation_of_a_sentence_vae_adds_no_figure(tokenizer):
+    from tests.conftest import SENTENCES, tiny_model_config
+    from textvae import TextVAE
+    from textvae.data.batching import collate
+    from textvae.training.trainer import BASE_FIGURES, evaluate_loader
+
+    model = TextVAE(tiny_model_config("gru"), tokenizer)
+    ids = model.token_ids(list(SENTENCES))
+    batch = collate(ids, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+    assert set(evaluate_loader(model, [batch])) == set(BASE_FIGURES)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 import torch
@@ -364,6 +364,12 @@ class ForwardELBO:
     num_tokens: float
     num_sentences: int
     means: torch.Tensor
+    sums: dict = field(default_factory=dict)  # name -> [numerator, denominator] of a model's own figures
+
+    @property
+    def extras(self) -> dict[str, float]:
+        """The model's own validation figures (``validation_sums`` of its outputs), averaged over the set."""
+        return {name: num / den for name, (num, den) in self.sums.items() if den > 0}
 
     @property
     def elbo(self) -> float:
@@ -381,7 +387,7 @@ def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
     optimises. ``elbo_terms`` instead rebuilds the terms from ``Latent`` and ``log_prob_given_z``, per sentence."""
     device = model.device
     rec = kl = tokens = sentences = 0.0
-    means = []
+    means, sums = [], {}
     with evaluation_context(model):
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -393,4 +399,9 @@ def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
             if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
                 out.z_mean = model.latent.mean(model.posterior(batch["input_ids"], batch["lengths"]))
             means.append(out.z_mean.float().cpu())
-    return ForwardELBO(rec=rec, kl=kl, num_tokens=tokens, num_sentences=int(sentences), means=torch.cat(means))
+            for name, (num, den) in (out.validation_sums() if hasattr(out, "validation_sums") else {}).items():
+                total = sums.setdefault(name, [0.0, 0.0])
+                total[0] += num
+                total[1] += den
+    return ForwardELBO(rec=rec, kl=kl, num_tokens=tokens, num_sentences=int(sentences), means=torch.cat(means),
+                       sums=sums)

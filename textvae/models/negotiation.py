@@ -54,6 +54,14 @@ class NegotiationOutput(VAEOutput):
             values["selection_accuracy"] = self.selection_accuracy
         return values
 
+    def validation_sums(self) -> dict[str, tuple[float, float]]:
+        """(numerator, denominator) of the figures a validation pass averages over batches (``forward_elbo``): the
+        selection accuracy over the rows that select with an agreed split."""
+        if self.selection is None or self.selection_accuracy is None:
+            return {}
+        rows = float((self.selection > 0).sum())
+        return {"selection_accuracy": (self.selection_accuracy * rows, rows)}
+
 
 @dataclass
 class Pieces:

@@ -154,10 +154,13 @@ def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: f
 # ---------------------------------------------------------------- validation
 
 
+BASE_FIGURES = ("elbo", "rec", "kl", "ppl_bound", "active_units", "sentences")  # evaluate_loader's own keys
+
+
 def evaluate_loader(model: BaseVAE, loader, au_threshold: float = 0.01) -> dict:
     """Validation figures over a loader: per-sentence ELBO, reconstruction, KL, a perplexity bound from the ELBO,
     and active units (dimensions whose posterior mean varies across sentences by at least ``au_threshold``), all
-    from ``evaluation``'s functions."""
+    from ``evaluation``'s functions; and the model's own figures (``ForwardELBO.extras``)."""
     terms = forward_elbo(model, loader)
     sentences = terms.num_sentences
     return {
@@ -167,6 +170,7 @@ def evaluate_loader(model: BaseVAE, loader, au_threshold: float = 0.01) -> dict:
         "ppl_bound": terms.perplexity_bound(),
         "active_units": active_units_from_means(terms.means, au_threshold) if len(terms.means) > 1 else 0,
         "sentences": sentences,
+        **terms.extras,  # a model's own figures, such as a negotiation agent's selection accuracy
     }
 
 
@@ -395,7 +399,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 decayed = plateau and plateau_update(state, tc, -score)
             bar.write(
                 f"step {state.step}: valid ELBO {valid['elbo']:.3f} rec {valid['rec']:.3f} KL {valid['kl']:.3f} "
-                f"AU {valid['active_units']}"
+                f"AU {valid['active_units']}" + "".join(f" {k} {v:.3f}" for k, v in valid.items() if k not in BASE_FIGURES)
             )
         agree(accelerator, error, TrainingError)  # also the barrier after the main process's work
         if plateau:
