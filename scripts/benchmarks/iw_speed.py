@@ -141,7 +141,7 @@ EVAL_BATCH = 16  # importance_weighted_nll's sentences per batch
 
 class SustainedRate:
     """The fp32 rate of back-to-back 2,048-square products kept up for ``seconds`` (their mean, not the best
-    burst): the probe taken between the slices of an interleaved timing (``interleaved``)."""
+    burst): the probe taken between the slices of an interleaved timing (``timed``)."""
 
     def __init__(self, device: torch.device, seconds: float = 0.4, size: int = 2048) -> None:
         self.device, self.seconds, self.size = device, seconds, size
@@ -162,21 +162,10 @@ class SustainedRate:
 
 
 def rate_trace(seconds: float, device: torch.device, size: int = 2048) -> list[float]:
-    """The fp32 rate of back-to-back ``size``-square products, one mean per second for ``seconds`` seconds: how
-    much the host's speed moves from second to second (why ``timed`` probes between slices)."""
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    a @ b
-    per_second, count, start = [], 0, time.perf_counter()
-    mark = start
-    while time.perf_counter() - start < seconds:
-        a @ b
-        sync(device)
-        count += 1
-        now = time.perf_counter()
-        if now - mark >= 1.0:
-            per_second.append(2 * size**3 * count / (now - mark))
-            count, mark = 0, now
-    return per_second
+    """The sustained fp32 matmul rate (``SustainedRate``), one mean per second for ``seconds`` seconds: how much the
+    host's speed moves from second to second (why ``timed`` probes between slices)."""
+    probe = SustainedRate(device, seconds=1.0, size=size)
+    return [probe() for _ in range(int(seconds))]
 
 
 def slices(model, sentences: list[str], num_samples: int, tokens: int = SLICE_TOKENS,

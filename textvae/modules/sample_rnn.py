@@ -131,9 +131,7 @@ def rnn_step(rnn: nn.RNNBase, inputs: torch.Tensor, state=None) -> tuple[torch.T
     h_all, c_all = state if is_lstm else (state, None)
     x, hs, cs = inputs, [], []
     for layer in range(rnn.num_layers):
-        weights = [getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")]
-        if rnn.bias:
-            weights += [getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")]
+        weights = rnn.all_weights[layer]  # w_ih, w_hh (, b_ih, b_hh)
         if is_lstm:
             h, c = torch.lstm_cell(x, (h_all[layer], c_all[layer]), *weights)
             cs.append(c)
