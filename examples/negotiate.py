@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     parser.add_argument("--human", action="store_true", help="play against the model yourself (stdin)")
     parser.add_argument("--max-turns", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=0.5,
+                        help="the models' sampling temperature (default 0.5, Lewis et al.'s self-play)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     model = load_pretrained(args.model)
     count = 1 if args.human else args.games
     pairs = read_goal_pairs(args.goals)[:count] if args.goals else [random_pair(rng) for _ in range(count)]
-    agent = NegotiationAgent(model, seed=args.seed)
+    agent = NegotiationAgent(model, temperature=args.temperature, seed=args.seed)
     if args.human:
         goal = pairs[0][1]
         print("your goal: " + ", ".join(f"{c} {n}{'s' if c != 1 else ''} worth {v}"
@@ -103,7 +105,8 @@ def main(argv=None) -> int:
         result = play([agent, Human()], pairs, max_turns=args.max_turns, batch_size=1, seed=args.seed)[0]
         print("\n" + result.transcript(names=("model", "you")))
         return 0
-    partner = NegotiationAgent(load_pretrained(args.partner) if args.partner else model, seed=args.seed + 1)
+    partner = NegotiationAgent(load_pretrained(args.partner) if args.partner else model, temperature=args.temperature,
+                               seed=args.seed + 1)
     results = play([agent, partner], pairs, max_turns=args.max_turns, seed=args.seed)
     for n, result in enumerate(results, start=1):
         print(f"=== game {n}\n{result.transcript()}\n")

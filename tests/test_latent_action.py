@@ -30,6 +30,9 @@ def agent_config(model_type, **latent):
 
 CONFIGS = {
     "word": lambda: agent_config("negotiation_word"),
+    "word_head": lambda: tiny_model_config(  # the MLP selection head instead of the default attention module
+        "gru", model_type="negotiation_word", latent={"type": "none"}, dialogue={"context_hidden_size": 10},
+        negotiation={"goal_size": 6, "selection": "head", "selection_hidden_size": 8}, max_length=12),
     "larl_cat": lambda: agent_config("larl", type="gumbel", category_sizes=[5, 5, 5], temperature=1.0,
                                      temperature_min=1.0, temperature_anneal_rate=0.0),
     "larl_gauss": lambda: agent_config("larl", type="gaussian", size=6),

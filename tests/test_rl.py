@@ -135,7 +135,7 @@ def test_resumed_word_rl_with_supervised_updates_equals_uninterrupted(data, tmp_
     assert s1.history == s2.history and s1.episode == s2.episode == 24
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()))
     moved = straight.state_dict()
-    assert not torch.equal(moved["selection_head.0.weight"], start.state_dict()["selection_head.0.weight"])  # supervised
+    assert not torch.equal(moved["selection_head.net.0.weight"], start.state_dict()["selection_head.net.0.weight"])  # supervised
 
 
 def test_rl_stage_script_runs_and_resumes(data, tmp_path):  # noqa: F811

@@ -188,7 +188,13 @@ class NegotiationConfig(Checked):
 
     goal_embedding_size: int = bounded(64, 1)  # per count and per value
     goal_size: int = bounded(64, 1)  # the goal vector every turn of the context GRU and the selection head read
-    selection_hidden_size: int = bounded(128, 1)
+    # the selection module: attention (Lewis et al.'s: a bidirectional GRU over every word of the dialogue, attention,
+    # a tanh layer) or head (an MLP over the context state after the closing turn; models saved before 'selection'
+    # existed have it)
+    selection: str = choice("attention", "attention", "head")
+    selection_hidden_size: int = bounded(128, 1)  # the tanh layer before the per-item classifiers
+    selection_embedding_size: int = bounded(128, 1)  # attention: its own word embedding
+    selection_attention_size: int = bounded(128, 1)  # attention: its GRU's size per direction
     selection_weight: float = bounded(0.5, 0)  # weight of the selection cross-entropy beside the response NLL
     # larl: lite = rec + beta * KL(p(z|c) || uniform or N(0, I)), the policy p(z|c) doubling as the posterior; full =
     # rec + beta * KL(q(z|x,c) || p(z|c)) with a recognition network q that reads the response

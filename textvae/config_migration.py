@@ -39,3 +39,11 @@ def migrate(data: Any) -> Any:
         )
     data["model"] = model
     return data
+
+
+def migrate_saved_model(model: Any) -> Any:
+    """A saved model's config (``config.json``, the model section written in full) from before
+    ``model.negotiation.selection`` existed had the MLP selection head: say so, since the default is now attention."""
+    if isinstance(model, dict) and isinstance(model.get("negotiation"), dict) and "selection" not in model["negotiation"]:
+        return {**model, "negotiation": {**model["negotiation"], "selection": "head"}}
+    return model

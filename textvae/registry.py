@@ -58,6 +58,7 @@ def unknown_name_message(kind: str, name: str, valid: "dict | list | tuple") -> 
 ENCODERS: Registry = Registry("encoder")
 DECODERS: Registry = Registry("decoder")
 LATENTS: Registry = Registry("latent")
+SELECTIONS: Registry = Registry("selection module")
 MODELS: Registry = Registry("model")
 TOKENIZERS: Registry = Registry("tokenizer")
 CORPORA: Registry = Registry("corpus")

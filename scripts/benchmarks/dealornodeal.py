@@ -76,8 +76,8 @@ def train_rl_row(kind: str, args, seed: int, root: Path, folder: Path, partner_f
     out = root / f"seed{seed}" / f"rl_{kind}"
     out.mkdir(parents=True, exist_ok=True)
     model = load_pretrained(folder)
-    partner = NegotiationAgent(load_pretrained(partner_folder), seed=seed + 2)
-    config = RLConfig(seed=seed, episodes_per_update=args.episodes_per_update)
+    partner = NegotiationAgent(load_pretrained(partner_folder), temperature=args.temperature, seed=seed + 2)
+    config = RLConfig(seed=seed, episodes_per_update=args.episodes_per_update, temperature=args.temperature)
     train_rl(model, partner, pairs, config, state_path=out / "rl_state.pt", resume=args.resume,
              save_every=50, supervised_data=data.datasets["train"], max_episodes=args.rl_episodes,
              progress=args.progress)
@@ -85,16 +85,19 @@ def train_rl_row(kind: str, args, seed: int, root: Path, folder: Path, partner_f
     return out / "model"
 
 
-def evaluate_row(folder: Path, partner_folder: Path, goal_sets: dict, seed: int, test_dataset) -> dict:
-    from textvae.evaluation.negotiation import evaluate_against, response_perplexity, selection_accuracy
+def evaluate_row(folder: Path, partner_folder: Path, goal_sets: dict, seed: int, test_dataset,
+                 temperature: float = 0.5) -> dict:
+    from textvae.evaluation.negotiation import evaluate_against, split_elbo
     from textvae.models import NegotiationAgent, load_pretrained
 
     model, lm = load_pretrained(folder), load_pretrained(partner_folder)
-    row = {"test_ppl": response_perplexity(model, test_dataset),
-           "test_selection_accuracy": selection_accuracy(model, test_dataset)}
+    terms = split_elbo(model, test_dataset)  # perplexity and selection accuracy from one pass over the test split
+    row = {"test_ppl": terms.perplexity_bound(),
+           "test_selection_accuracy": terms.extras.get("selection_accuracy", float("nan"))}
     for name, pairs in goal_sets.items():
         torch.manual_seed(seed)
-        metrics, results = evaluate_against(NegotiationAgent(model, seed=seed), NegotiationAgent(lm, seed=seed + 1),
+        metrics, results = evaluate_against(NegotiationAgent(model, temperature=temperature, seed=seed),
+                                            NegotiationAgent(lm, temperature=temperature, seed=seed + 1),
                                             pairs, language_model=lm, seed=seed)
         row[name] = metrics.as_dict()
         row[name]["example"] = results[0].transcript() if results else ""
@@ -148,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20000, help="supervised steps per agent (the configs': 20,000)")
     parser.add_argument("--rl-episodes", type=int, default=16344, help="RL episodes (4 passes: 16,344)")
     parser.add_argument("--episodes-per-update", type=int, default=16)
+    parser.add_argument("--temperature", type=float, default=0.5,
+                        help="sampling temperature of every agent, in RL and evaluation (Lewis et al.'s scripts: 0.5)")
     parser.add_argument("--eval-games", type=int, default=100, help="selfplay_eval.txt goal pairs (it has 100)")
     parser.add_argument("--test-games", type=int, default=0, help="test-dialogue goal pairs (0: all)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every agent")
@@ -178,20 +183,13 @@ def main(argv=None) -> int:
             cache = root / f"seed{seed}" / f"{name}_eval.json"
             if args.resume and cache.is_file():
                 row = json.loads(cache.read_text())
-                if "test_selection_accuracy" not in row:  # a cache from before the column
-                    from textvae.evaluation.negotiation import selection_accuracy
-                    from textvae.models import load_pretrained
-
-                    row["test_selection_accuracy"] = selection_accuracy(load_pretrained(folders[name]),
-                                                                        data.datasets["test"])
-                    cache.write_text(json.dumps(row))
             else:
-                row = evaluate_row(folders[name], partner, goal_sets, seed, data.datasets["test"])
+                row = evaluate_row(folders[name], partner, goal_sets, seed, data.datasets["test"], args.temperature)
                 cache.write_text(json.dumps(row))
             per_row[name].append(row)
     budget = (f"{args.steps} supervised steps, {args.rl_episodes} RL episodes ({args.episodes_per_update} per update), "
               f"seeds {args.seeds}, {len(goal_sets['selfplay_eval'])} selfplay_eval and "
-              f"{len(goal_sets['test_goals'])} test goal pairs")
+              f"{len(goal_sets['test_goals'])} test goal pairs, sampling temperature {args.temperature}")
     report = {"budget": budget, "data_note": DATA_NOTE, "partner": "the frozen supervised word agent of each seed",
               "rows": {name: aggregate(rows) for name, rows in per_row.items()}, "published": PUBLISHED,
               "seconds": time.perf_counter() - start}

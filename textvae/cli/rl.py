@@ -101,7 +101,7 @@ def _run(args) -> int:
         supervised = data.datasets["train"]
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    partner = NegotiationAgent(partner_model, seed=config.seed + 2)
+    partner = NegotiationAgent(partner_model, temperature=config.temperature, seed=config.seed + 2)
     settings = {"model": str(args.model), "partner": str(args.partner or args.model), "goal_pairs": len(pairs),
                 "kind": "latent" if latent else "word", **dataclasses.asdict(config)}
 

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 from ..data.dealornodeal import SELECTION
 from ..tasks.negotiation import Goal, GameResult, play, summarize
-from .likelihood import forward_elbo
+from .likelihood import ForwardELBO, forward_elbo
 
 
 @dataclass
@@ -82,32 +82,24 @@ def language_perplexity(model, results: Sequence[GameResult], agent: int = 0, ba
     return forward_elbo(model, batches).perplexity_bound()
 
 
+def split_elbo(model, dataset, batch_size: int = 128) -> ForwardELBO:
+    """``forward_elbo`` over a negotiation dataset (a split), in order: the response NLL and KL sums, and the
+    selection head's exact splits and agreed-split rows (``sums["selection_accuracy"]``), from one pass."""
+    from ..data.pipeline import make_loader
+
+    return forward_elbo(model, make_loader(dataset, model.tokenizer, batch_size, shuffle=False))
+
+
 def response_perplexity(model, dataset, batch_size: int = 128) -> float:
     """The response perplexity per token of a negotiation dataset (the test split) under ``model``: exact for a
     word-level agent, the ELBO's upper bound for a latent one."""
-    from ..data.pipeline import make_loader
-
-    return forward_elbo(model, make_loader(dataset, model.tokenizer, batch_size, shuffle=False)).perplexity_bound()
+    return split_elbo(model, dataset, batch_size).perplexity_bound()
 
 
 def selection_accuracy(model, dataset, batch_size: int = 128) -> float:
     """Share of ``dataset``'s rows with an agreed split (the closing turns) whose split the model's selection head
     predicts exactly, every item count right; nan when there is none."""
-    import torch
-
-    from ..data.pipeline import make_loader
-    from ..models.base import evaluating
-
-    right = rows = 0
-    with torch.no_grad(), evaluating(model):
-        for batch in make_loader(dataset, model.tokenizer, batch_size, shuffle=False):
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            logits = model.pieces(batch).selection_logits
-            items = batch["items"]
-            known = (batch["select"] > 0) & (items >= 0).all(-1)
-            right += int(((logits.argmax(-1) == items).all(-1) & known).sum())
-            rows += int(known.sum())
-    return right / rows if rows else float("nan")
+    return split_elbo(model, dataset, batch_size).extras.get("selection_accuracy", float("nan"))
 
 
 def game_metrics(results: Sequence[GameResult], agent: int = 0, language_model=None) -> NegotiationMetrics:

@@ -95,22 +95,15 @@ def print_negotiation_summary(result, data, games: int = 100, seed: int = 0) -> 
     import torch
 
     from ..data.dealornodeal import read_goal_pairs
-    from ..data.pipeline import make_loader
     from ..models.negotiation import NegotiationAgent
+    from .negotiation import split_elbo
     from ..tasks.negotiation import play, summarize
 
     folder = result.best_dir or result.final_dir
     model = load_pretrained(folder)
     v, state = result.valid, result.state
     print(f"\nmodel folder: {folder}" + (f" (best valid ELBO {state.best_elbo:.3f}, step {state.best_step})" if result.best_dir else ""))
-    loader = make_loader(data.datasets["valid"], data.tokenizer, 128, shuffle=False)
-    right = total = 0.0
-    with torch.no_grad():
-        for batch in loader:
-            out = model.evaluate({k: t.to(model.device) for k, t in batch.items()})
-            known = int((out.selection > 0).sum())
-            right += (out.selection_accuracy or 0.0) * known
-            total += known
+    right, total = split_elbo(model, data.datasets["valid"]).sums.get("selection_accuracy", (0.0, 0.0))
     print(f"valid at step {state.step}: rec {v['rec']:.3f} nats/example (KL {v['kl']:.3f}), response PPL per token <= "
           f"{v['ppl_bound']:.2f}; selection accuracy {100 * right / max(total, 1):.1f}% of {int(total)} agreed splits")
     goals = Path(data.corpus.info.get("data_dir", "")) / "selfplay_eval.txt"

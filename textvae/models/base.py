@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..config import Config, ModelConfig, from_dict
+from ..config_migration import migrate_saved_model
 from ..errors import CheckpointError, ConfigError, InputError
 from ..data.batching import collate, fit_length, warn_length_report
 from ..modules.initialization import uniform_init
@@ -145,7 +146,7 @@ class VAEModel(nn.Module):
         from ..data.tokenization import load_tokenizer
 
         folder = Path(folder)
-        raw = read_config(folder)
+        raw = migrate_saved_model(read_config(folder))
         try:
             model_config = from_dict(ModelConfig, raw, prefix="model.")
             model_cls = MODELS.get(model_config.model_type)

@@ -83,11 +83,11 @@ class LatentActionModel(NegotiationModel):
         term = kl_term(kl_per_dim[modelled] if bool(modelled.any()) else kl_per_dim[:0].sum(0, keepdim=True),
                        self.config.objective, step)
         kl_per_dim = kl_per_dim * respond.unsqueeze(-1)
-        loss, selection, accuracy = self.combine(batch, rec, term.penalty, pieces)
+        loss, selection = self.combine(batch, rec, term.penalty, pieces)
         return NegotiationOutput(
             loss=loss, rec=rec, kl=kl_per_dim.sum(-1), kl_per_dim=kl_per_dim, kl_weight=term.kl_weight,
             capacity=term.capacity, num_tokens=self.response_tokens(batch, respond), z=z,
-            z_mean=self.latent.mean(q).detach(), selection=selection, selection_accuracy=accuracy,
+            z_mean=self.latent.mean(q).detach(), **selection,
         )
 
     def act(self, c: torch.Tensor, greedy: bool = False, generator: Optional[torch.Generator] = None

@@ -6,14 +6,16 @@
     h_n = context GRU over [u_n; g] with floor marks (1: the agent's own turns)
     c   = [h_{last context turn} (0 before the first turn); g]
     p(x | c)        the response decoder (negotiation_word); LaRL puts a latent action z between c and x
-    p(items | h, g) the selection head, after the dialogue's closing turn: per item type, how many the agent takes
+    p(items | dialogue, g) the selection module, after the dialogue's closing turn: per item type, how many the agent
+                    takes (``modules.selection``: attention over every word of the dialogue, or an MLP over h and g)
 
 A batch is ``data.dealornodeal``'s: one example per turn the agent (YOU) speaks, from both sides of every
 dialogue (Lewis et al. train on both), plus THEM's closing ``<selection>`` turn where THEM closes, which only the
-selection head reads (``respond`` 0). The selection head reads the GRU state after the closing turn, in training
-and in play alike. ``rec`` is the response NLL per example (0 for selection-only rows, which ``num_tokens`` leaves
-out, so the perplexity bound is per response token); ``selection`` the cross-entropy of the agreed split (0 where the
-example is not the last or the dialogue ended without an agreed split).
+selection module reads (``respond`` 0). The selection module reads the dialogue up to and including the closing
+turn, in training and in play alike, and runs only on the rows that select. ``rec`` is the response NLL per
+example (0 for selection-only rows, which ``num_tokens`` leaves out, so the perplexity bound is per response
+token); ``selection`` the cross-entropy of the agreed split (0 where the example is not the last or the dialogue
+ended without an agreed split).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..modules.context import ContextEncoder, GoalEncoder, encode_turns
 from ..modules.decoders import build_decoder, sequence_nll
 from ..modules.encoders import build_encoder
 from ..modules.latents import build_latent
+from ..modules.selection import build_selection
 from ..registry import MODELS
 from .base import BaseVAE, InputError, VAEOutput, evaluating
 from .hierarchical import append_response
@@ -40,27 +43,36 @@ MAX_COUNT = 10  # the selection head's classes per item type: take 0..MAX_COUNT 
 
 @dataclass
 class NegotiationOutput(VAEOutput):
-    """``VAEOutput`` plus ``selection`` (B,): the split's cross-entropy on rows that select with an agreed split
-    (0 elsewhere), and ``selection_accuracy``: share of those rows whose every item count is predicted right."""
+    """``VAEOutput`` plus the selection terms, per row (B,): ``selection`` the split's cross-entropy on rows that
+    select with an agreed split (0 elsewhere), ``selection_rows`` which rows those are, and ``selection_right``
+    which of them the head predicts exactly (every item count right)."""
 
     selection: Optional[torch.Tensor] = None
-    selection_accuracy: Optional[float] = None
+    selection_rows: Optional[torch.Tensor] = None
+    selection_right: Optional[torch.Tensor] = None
+
+    @property
+    def selection_accuracy(self) -> Optional[float]:
+        """Share of the rows with an agreed split whose split the head predicts exactly; None without such rows."""
+        if self.selection_rows is None or not bool(self.selection_rows.any()):
+            return None
+        return float(self.selection_right.sum()) / float(self.selection_rows.sum())
 
     def log_values(self) -> dict[str, float]:
         values = super().log_values()
-        if self.selection is not None:
-            values["selection"] = float(self.selection.detach().sum() / max(1, int((self.selection > 0).sum())))
+        if self.selection is not None and self.selection_rows is not None:
+            rows = max(1, int(self.selection_rows.sum()))
+            values["selection"] = float(self.selection.detach().sum()) / rows
         if self.selection_accuracy is not None:
             values["selection_accuracy"] = self.selection_accuracy
         return values
 
     def validation_sums(self) -> dict[str, tuple[float, float]]:
-        """(numerator, denominator) of the figures a validation pass averages over batches (``forward_elbo``): the
-        selection accuracy over the rows that select with an agreed split."""
-        if self.selection is None or self.selection_accuracy is None:
+        """(numerator, denominator) of the figures a validation pass sums over batches (``forward_elbo``): exact
+        splits over the rows that select with an agreed split."""
+        if self.selection_rows is None:
             return {}
-        rows = float((self.selection > 0).sum())
-        return {"selection_accuracy": (self.selection_accuracy * rows, rows)}
+        return {"selection_accuracy": (float(self.selection_right.sum()), float(self.selection_rows.sum()))}
 
 
 @dataclass
@@ -86,9 +98,11 @@ class NegotiationModel(BaseVAE):
         size = config.dialogue.context_hidden_size
         self.context_encoder = ContextEncoder(self.utterance_encoder.output_size + n.goal_size, size)
         self.condition_size = size + n.goal_size
-        self.selection_head = nn.Sequential(
-            nn.Linear(self.condition_size, n.selection_hidden_size), nn.Tanh(),
-            nn.Linear(n.selection_hidden_size, NUM_ITEMS * (MAX_COUNT + 1)),
+        self.selection_head = build_selection(
+            n.selection, state_size=size, goal_size=n.goal_size, hidden_size=n.selection_hidden_size,
+            outputs=NUM_ITEMS * (MAX_COUNT + 1), vocab_size=tokenizer.vocab_size,
+            embedding_size=n.selection_embedding_size, attention_size=n.selection_attention_size,
+            pad_id=tokenizer.pad_id,
         )
 
     # ------------------------------------------------------------------ pieces
@@ -103,37 +117,42 @@ class NegotiationModel(BaseVAE):
         rows = torch.arange(ids.size(0), device=ids.device)
         context_turns = turns - 1
         before = states[rows, (context_turns - 1).clamp(min=0)] * (context_turns > 0).unsqueeze(-1).to(states.dtype)
-        after = states[rows, context_turns]
-        logits = self.selection_head(torch.cat([after, goal], dim=-1)).view(-1, NUM_ITEMS, MAX_COUNT + 1)
+        # the selection is read after the closing turn only: other rows' logits stay 0 (no loss reads them)
+        selecting = batch["select"] > 0 if "select" in batch else torch.ones_like(turns, dtype=torch.bool)
+        logits = states.new_zeros(ids.size(0), NUM_ITEMS * (MAX_COUNT + 1))
+        if bool(selecting.any()):
+            picked = self.selection_head(ids[selecting], lengths[selecting], floors[selecting], turns[selecting],
+                                         states[selecting], goal[selecting])
+            logits = logits.index_put((selecting.nonzero().squeeze(1),), picked.to(logits.dtype))
+        logits = logits.view(-1, NUM_ITEMS, MAX_COUNT + 1)
         counts = batch["goal"][:, 0::2]  # (B, 3)
         too_many = torch.arange(MAX_COUNT + 1, device=ids.device).view(1, 1, -1) > counts.unsqueeze(-1)
         return Pieces(torch.cat([before, goal], dim=-1), logits.masked_fill(too_many, -1e9), goal,
                       utterances[rows, context_turns])
 
-    def selection_terms(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, Optional[float]]:
-        """Cross-entropy of the agreed split per row (B,), 0 where there is none; the accuracy over those rows."""
+    def selection_terms(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per row (B,): the cross-entropy of the agreed split (0 where there is none), whether the row selects
+        with an agreed split, and whether the head predicts that split exactly."""
         items = batch["items"]
         known = (batch["select"] > 0) & (items >= 0).all(-1)
         ce = F.cross_entropy(logits.float().flatten(0, 1), items.clamp(min=0).flatten(), reduction="none")
         ce = ce.view(-1, NUM_ITEMS).sum(-1) * known.to(ce.dtype)
-        if not bool(known.any()):
-            return ce, None
         right = (logits.argmax(-1) == items).all(-1) & known
-        return ce, float(right.sum() / known.sum())
+        return ce, known, right
 
     def response_rows(self, batch: dict) -> torch.Tensor:
         """(B,) float: 1 where the response is the agent's own turn (modelled), 0 for THEM's closing turn."""
         return batch["respond"].to(torch.float32) if "respond" in batch else torch.ones(batch["goal"].size(0))
 
-    def combine(self, batch: dict, rec: torch.Tensor, penalty: torch.Tensor, pieces: Pieces) -> tuple[torch.Tensor, torch.Tensor, Optional[float]]:
-        """loss = mean rec over modelled responses + penalty + selection_weight * mean selection CE over selecting
-        rows; also returns the selection terms."""
+    def combine(self, batch: dict, rec: torch.Tensor, penalty: torch.Tensor, pieces: Pieces
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """loss = mean rec over modelled responses + penalty + selection_weight * mean selection CE over the rows
+        that select with an agreed split; also the selection terms, as ``NegotiationOutput``'s fields."""
         respond = self.response_rows(batch).to(rec.device)
-        selection, accuracy = self.selection_terms(pieces.selection_logits, batch)
-        selecting = (selection > 0).sum().clamp(min=1)
+        selection, known, right = self.selection_terms(pieces.selection_logits, batch)
         loss = (rec * respond).sum() / respond.sum().clamp(min=1) + penalty
-        loss = loss + self.config.negotiation.selection_weight * selection.sum() / selecting
-        return loss, selection, accuracy
+        loss = loss + self.config.negotiation.selection_weight * selection.sum() / known.sum().clamp(min=1)
+        return loss, {"selection": selection, "selection_rows": known, "selection_right": right}
 
     @staticmethod
     def response_tokens(batch: dict, respond: torch.Tensor) -> torch.Tensor:
@@ -206,11 +225,10 @@ class NegotiationWordModel(NegotiationModel):
         respond = self.response_rows(batch).to(pieces.c.device)
         rec = sequence_nll(self.decoder, batch["response_ids"], batch["response_lengths"], pieces.c) * respond
         zero = rec.new_zeros(rec.size(0), 0)
-        loss, selection, accuracy = self.combine(batch, rec, rec.new_zeros(()), pieces)
+        loss, selection = self.combine(batch, rec, rec.new_zeros(()), pieces)
         return NegotiationOutput(
             loss=loss, rec=rec, kl=rec.new_zeros(rec.shape), kl_per_dim=zero, kl_weight=0.0, capacity=None,
-            num_tokens=self.response_tokens(batch, respond), z=zero, z_mean=zero,
-            selection=selection, selection_accuracy=accuracy,
+            num_tokens=self.response_tokens(batch, respond), z=zero, z_mean=zero, **selection,
         )
 
     def speak_from(self, pieces: Pieces, strategy: str, temperature: float, generator) -> list[str]:
@@ -234,9 +252,9 @@ class NegotiationWordModel(NegotiationModel):
 
 class NegotiationAgent:
     """A model as a player of ``tasks.negotiation.play``: it speaks by ``strategy`` (sampling at ``temperature``
-    by default, as self-play does) and selects with its own head."""
+    0.5 by default, as Lewis et al.'s self-play and RL scripts do) and selects with its own head."""
 
-    def __init__(self, model: NegotiationModel, strategy: str = "sample", temperature: float = 1.0,
+    def __init__(self, model: NegotiationModel, strategy: str = "sample", temperature: float = 0.5,
                  seed: Optional[int] = None) -> None:
         self.model, self.strategy, self.temperature = model, strategy, temperature
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None

@@ -60,7 +60,7 @@ class RLConfig(Checked):
     episodes_per_update: int = bounded(16, 1)
     max_turns: int = bounded(20, 1)
     seed: int = bounded(0, 0)
-    temperature: float = bounded(1.0, 0, above=True)  # word RL's sampling temperature (Lewis et al.'s script: 0.5)
+    temperature: float = bounded(0.5, 0, above=True)  # the sampling temperature of word RL and of the partner (Lewis et al.'s)
     supervised_every: int = bounded(4, 0)  # word RL: episodes per interleaved supervised batch (0: none)
     supervised_learning_rate: float = bounded(0.5, 0, above=True)
     supervised_batch_size: int = bounded(16, 1)
