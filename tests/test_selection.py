@@ -68,7 +68,8 @@ def test_selection_counts_rows_however_confident_the_head(data, name, monkeypatc
     out = model(batch)
     assert float(out.selection.sum()) == 0.0
     assert int(out.selection_rows.sum()) == 2 and out.selection_accuracy == 1.0
-    assert out.validation_sums() == {"selection_accuracy": (2.0, 2.0)}
+    assert {k: (float(a), float(b)) for k, (a, b) in out.figure_sums().items()} == {
+        "selection": (0.0, 2.0), "selection_accuracy": (2.0, 2.0)}
     monkeypatch.setattr(NegotiationModel, "pieces", real_pieces)
     out = model(batch)
     respond = batch["respond"].float()
@@ -114,3 +115,33 @@ def test_an_unknown_selection_module_is_named():
         load_config(None, ["model.model_type=negotiation_word", "model.latent.type=none",
                            "model.negotiation.selection=atention"])
     assert "model.negotiation.selection" in str(error.value) and "attention" in str(error.value)
+
+
+def test_training_log_lines_carry_the_models_own_figures():
+    """The log window sums each figure's numerator and denominator over the applied steps only, so a line's
+    selection accuracy is exact splits over agreed-split rows of those steps, whatever each batch held."""
+    from textvae.models.negotiation import NegotiationOutput
+    from textvae.training.logs import LogWindow
+
+    def output(ce, rows, right):
+        n = len(rows)
+        zero = torch.zeros(n)
+        return NegotiationOutput(loss=torch.tensor(1.0), rec=zero, kl=zero, kl_per_dim=zero[:, None],
+                                 kl_weight=0.0, capacity=None, num_tokens=torch.tensor(5), z=zero[:, None],
+                                 z_mean=zero[:, None], selection=torch.tensor(ce), selection_rows=torch.tensor(rows),
+                                 selection_right=torch.tensor(right))
+
+    window = LogWindow()
+    window.add(output([2.0, 0.0, 0.0], [True, False, False], [True, False, False]))
+    window.commit(True)
+    window.add(output([1.0, 3.0], [True, True], [False, True]))
+    window.commit(True)
+    window.add(output([9.0], [True], [False]))  # a skipped step: counted nowhere but in skipped_steps
+    window.commit(False)
+    means = window.means()
+    assert means["selection"] == pytest.approx(6.0 / 3) and means["selection_accuracy"] == pytest.approx(2 / 3)
+    assert means["skipped_steps"] == 1 and means["tokens"] == 15
+    empty = LogWindow()
+    empty.add(output([0.0], [False], [False]))
+    empty.commit(True)
+    assert "selection_accuracy" not in empty.means()  # no agreed split: no figure rather than 0 / 0

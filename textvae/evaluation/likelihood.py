@@ -368,7 +368,7 @@ class ForwardELBO:
 
     @property
     def extras(self) -> dict[str, float]:
-        """The model's own validation figures (``validation_sums`` of its outputs), averaged over the set."""
+        """The model's own validation figures (``figure_sums`` of its outputs), averaged over the set."""
         return {name: num / den for name, (num, den) in self.sums.items() if den > 0}
 
     @property
@@ -379,6 +379,11 @@ class ForwardELBO:
     def perplexity_bound(self) -> float:
         """exp(sum -ELBO / sum tokens): an upper bound on the perplexity per token."""
         return perplexity_from_nll(self.rec + self.kl, self.num_tokens)
+
+
+def figure_sums(output) -> dict:
+    """A model output's own figures as (numerator, denominator) pairs (``figure_sums``; none for most models)."""
+    return output.figure_sums() if hasattr(output, "figure_sums") else {}
 
 
 def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
@@ -399,9 +404,9 @@ def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
             if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
                 out.z_mean = model.latent.mean(model.posterior(batch["input_ids"], batch["lengths"]))
             means.append(out.z_mean.float().cpu())
-            for name, (num, den) in (out.validation_sums() if hasattr(out, "validation_sums") else {}).items():
+            for name, (num, den) in figure_sums(out).items():
                 total = sums.setdefault(name, [0.0, 0.0])
-                total[0] += num
-                total[1] += den
+                total[0] += float(num)
+                total[1] += float(den)
     return ForwardELBO(rec=rec, kl=kl, num_tokens=tokens, num_sentences=int(sentences), means=torch.cat(means),
                        sums=sums)

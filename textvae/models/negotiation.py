@@ -67,12 +67,14 @@ class NegotiationOutput(VAEOutput):
             values["selection_accuracy"] = self.selection_accuracy
         return values
 
-    def validation_sums(self) -> dict[str, tuple[float, float]]:
-        """(numerator, denominator) of the figures a validation pass sums over batches (``forward_elbo``): exact
-        splits over the rows that select with an agreed split."""
+    def figure_sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(numerator, denominator) tensors of the model's own figures, which training log lines and validation
+        (``forward_elbo``) sum over batches and divide: the selection cross-entropy and the exact splits, both over
+        the rows that select with an agreed split."""
         if self.selection_rows is None:
             return {}
-        return {"selection_accuracy": (float(self.selection_right.sum()), float(self.selection_rows.sum()))}
+        rows = self.selection_rows.sum()
+        return {"selection": (self.selection.detach().sum(), rows), "selection_accuracy": (self.selection_right.sum(), rows)}
 
 
 @dataclass

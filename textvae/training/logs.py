@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..evaluation.likelihood import figure_sums
 from .checkpoint import LOG_NAME, json_line
 
 
@@ -60,12 +61,16 @@ class LogWindow:
         self.skipped = 0
         self.pending: dict = {}
         self.pending_batches = 0
+        self.figures: dict = {}  # name -> [numerator, denominator] of a model's own figures (``figure_sums``)
+        self.pending_figures: dict = {}
 
     def add(self, output) -> None:
         terms = {"loss": output.loss, "rec": output.rec.mean(), "kl": output.kl.mean(), "tokens": output.num_tokens}
         for key, value in terms.items():
             value = value.detach()
             self.pending[key] = self.pending[key] + value if key in self.pending else value
+        for name, pair in figure_sums(output).items():
+            self.pending_figures[name] = add_pairs(self.pending_figures.get(name), pair)
         self.pending_batches += 1
 
     def commit(self, applied: bool) -> None:
@@ -73,13 +78,25 @@ class LogWindow:
         pending = self.pending if applied else {"tokens": self.pending["tokens"]} if "tokens" in self.pending else {}
         for key, value in pending.items():
             self.sums[key] = self.sums[key] + value if key in self.sums else value
+        for name, pair in (self.pending_figures if applied else {}).items():
+            self.figures[name] = add_pairs(self.figures.get(name), pair)
         self.batches += self.pending_batches if applied else 0
         self.skipped += 0 if applied else 1
-        self.pending, self.pending_batches = {}, 0
+        self.pending, self.pending_batches, self.pending_figures = {}, 0, {}
 
     def means(self) -> dict:
-        """Means of the applied steps' terms (none when every step was skipped), tokens and skipped steps."""
+        """Means of the applied steps' terms (none when every step was skipped), the model's own figures (sum of
+        numerators over sum of denominators, where the denominators are not 0), tokens and skipped steps."""
         values = {k: float(v) / self.batches for k, v in self.sums.items() if k != "tokens"} if self.batches else {}
+        for name, (num, den) in self.figures.items():
+            if float(den) > 0:
+                values[name] = float(num) / float(den)
         values["tokens"] = int(self.sums.get("tokens", 0))
         values["skipped_steps"] = self.skipped
         return values
+
+
+def add_pairs(total, pair) -> list:
+    """[numerator, denominator] sums (``total`` None: the first pair), kept as detached tensors."""
+    num, den = (p.detach() if hasattr(p, "detach") else p for p in pair)
+    return [num, den] if total is None else [total[0] + num, total[1] + den]
