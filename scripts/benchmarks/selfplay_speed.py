@@ -40,15 +40,18 @@ def measure(agents, pairs, batch_size: int, seed: int) -> tuple[float, dict]:
     return len(pairs) / seconds, summarize(results)
 
 
-def measure_rl(model, partner, pairs, episodes: int, per_update: int, supervised_data=None) -> dict:
+def measure_rl(model, partner, pairs, episodes: int, per_update: int, supervised_data=None,
+               temperature: float = 0.5) -> dict:
     """Episodes per second of ``episodes`` RL episodes (on a copy of ``model``): word RL makes its supervised updates
     on ``supervised_data`` (a negotiation training set) as ``train_rl`` does, or none when it is None."""
     import torch._dynamo  # noqa: F401  (the optimizer's one-time import, a fixed cost outside the rate)
 
     learner = copy.deepcopy(model)
-    config = RLConfig(episodes_per_update=per_update, **({} if supervised_data is not None else {"supervised_every": 0}))
+    config = RLConfig(episodes_per_update=per_update, temperature=temperature,
+                      **({} if supervised_data is not None else {"supervised_every": 0}))
     start = time.perf_counter()
-    state = train_rl(learner, NegotiationAgent(partner, seed=2), pairs, config, max_episodes=episodes,
+    state = train_rl(learner, NegotiationAgent(partner, temperature=temperature, seed=2), pairs, config,
+                     max_episodes=episodes,
                      supervised_data=supervised_data)
     rate = state.episode / (time.perf_counter() - start)
     return {"rl_episodes": state.episode, "rl_episodes_per_update": per_update, "rl_episodes_per_s": rate,
@@ -68,13 +71,15 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes-per-update", type=int, default=16, help="RL games per update (default 16)")
     parser.add_argument("--data-dir", help="Deal or No Deal folder: word RL then makes its supervised updates")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--temperature", type=float, default=0.5, help="the agents' sampling temperature (default 0.5)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_pretrained(args.model)
     partner = load_pretrained(args.partner) if args.partner else model
     pairs = read_goal_pairs(args.goals)
-    agents = [NegotiationAgent(model, seed=0), NegotiationAgent(partner, seed=1)]
+    agents = [NegotiationAgent(model, temperature=args.temperature, seed=0),
+              NegotiationAgent(partner, temperature=args.temperature, seed=1)]
     batched, stats = measure(agents, pairs[: args.games], args.batch_size, 0)
     single, _ = measure(agents, pairs[: args.single_games], 1, 0)
     row = {"batched_episodes_per_s": batched, "single_episodes_per_s": single, "speedup": batched / single,
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
                                      dialogue=DialogueDataConfig(max_turns=20))
             supervised = prepare_negotiation_data(data_config, model.config.max_length,
                                                   tokenizer=model.tokenizer).datasets["train"]
-        row.update(measure_rl(model, partner, pairs, args.rl_episodes, args.episodes_per_update, supervised))
+        row.update(measure_rl(model, partner, pairs, args.rl_episodes, args.episodes_per_update, supervised,
+                              args.temperature))
     print(json.dumps(row, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=2))
