@@ -91,3 +91,16 @@ def test_dealornodeal_benchmark_at_a_tiny_budget(data, tmp_path):  # noqa: F811
     assert "data.txt minus" in report["data_note"]
     assert bench.main(args + ["--resume"]) == 0  # everything kept: the same table
     assert json.loads(out.read_text())["rows"] == report["rows"]
+
+
+def test_negotiate_example_names_bad_input_without_a_traceback(data, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    word, _, _ = tiny_folders(data, tmp_path)
+    for args, message in [([str(tmp_path / "missing")], "model folder not found"),
+                          ([str(word), "--temperature", "0"], "temperature must be positive")]:
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "negotiate.py"), *args],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: ") and message in done.stderr

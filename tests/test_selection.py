@@ -145,3 +145,14 @@ def test_training_log_lines_carry_the_models_own_figures():
     empty.add(output([0.0], [False], [False]))
     empty.commit(True)
     assert "selection_accuracy" not in empty.means()  # no agreed split: no figure rather than 0 / 0
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
+def test_an_agent_refuses_a_temperature_that_is_not_positive(data, temperature):  # noqa: F811
+    from textvae.models import NegotiationAgent
+    from textvae.models.base import InputError
+
+    model = build_model(CONFIGS["word"](), data.tokenizer)
+    with pytest.raises(InputError, match="temperature must be positive"):
+        NegotiationAgent(model, temperature=temperature)
+    assert NegotiationAgent(model).temperature == 0.5  # Lewis et al.'s self-play temperature

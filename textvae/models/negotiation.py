@@ -254,10 +254,12 @@ class NegotiationWordModel(NegotiationModel):
 
 class NegotiationAgent:
     """A model as a player of ``tasks.negotiation.play``: it speaks by ``strategy`` (sampling at ``temperature``
-    0.5 by default, as Lewis et al.'s self-play and RL scripts do) and selects with its own head."""
+    0.5 by default, as Lewis et al.'s self-play and RL scripts do) and selects with its own selection module."""
 
     def __init__(self, model: NegotiationModel, strategy: str = "sample", temperature: float = 0.5,
                  seed: Optional[int] = None) -> None:
+        if not temperature > 0:  # NaN too: fail here, not in the middle of a game
+            raise InputError(f"temperature must be positive, got {temperature}")
         self.model, self.strategy, self.temperature = model, strategy, temperature
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
