@@ -6,10 +6,12 @@ Arguments: a model folder, then the context's turns, oldest first (the response 
 """
 
 import argparse
+import sys
 
 import torch
 
 from textvae import load_pretrained
+from textvae.cli import run_script
 
 
 def main() -> None:
@@ -30,4 +32,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the library of t
 import torch  # noqa: E402
 
 from textvae import load_pretrained  # noqa: E402
-from textvae.errors import TextVAEError  # noqa: E402
+from textvae.cli import run_script  # noqa: E402
 from textvae.models import NegotiationAgent  # noqa: E402
 from textvae.tasks.negotiation import ITEM_NAMES, SELECTION, Goal, play, read_goal_pairs, summarize  # noqa: E402
 
@@ -118,8 +118,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except TextVAEError as exc:  # a missing model folder, a bad goal file, a temperature of 0: one line, no trace
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_script(main))  # a missing model folder, a bad goal file, a temperature of 0: one line, no trace

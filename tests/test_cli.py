@@ -203,3 +203,23 @@ def test_the_readme_commands_of_evaluate_and_interpolate_run(tiny_model, tmp_pat
         assert capsys.readouterr().out.strip()
         ran += 1
     assert ran == 4 and (tmp_path / "runs" / "default" / "eval-best-test" / "metrics.json").is_file()
+
+
+def test_run_script_turns_library_errors_into_one_line(capsys):
+    """Scripts and examples run their main() through ``run_script``: a library error is one ``error:`` line and exit
+    status 2; anything else (a bug) still raises with its traceback; a main returning None exits 0."""
+    from textvae.cli import run_script
+    from textvae.errors import DataError
+
+    def missing():
+        raise DataError("data folder not found: /nowhere")
+
+    assert run_script(missing) == 2
+    assert capsys.readouterr().err == "error: data folder not found: /nowhere\n"
+    assert run_script(lambda: None) == 0 and run_script(lambda: 3) == 3
+
+    def bug():
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        run_script(bug)

@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the library of t
 
 import torch  # noqa: E402
 
+from textvae.cli import run_script  # noqa: E402
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SUPERVISED = {"word": "dealornodeal_word.yaml", "latent_cat": "dealornodeal_larl_cat.yaml",
               "latent_gauss": "dealornodeal_larl_gauss.yaml"}
@@ -202,4 +204,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

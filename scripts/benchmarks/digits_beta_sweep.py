@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the library of this checkout, installed or not
 
 from textvae import load_pretrained  # noqa: E402
+from textvae.cli import run_script  # noqa: E402
 from textvae.config import load_config  # noqa: E402
 from textvae.data.pipeline import prepare_data  # noqa: E402
 from textvae.training.trainer import train  # noqa: E402
@@ -190,4 +191,4 @@ def figure(results: dict, arrays: dict, originals: np.ndarray, args) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

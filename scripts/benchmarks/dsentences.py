@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from textvae import TextVAE
+from textvae.cli import run_script
 from textvae.config import Config, ModelConfig, from_dict
 from textvae.data.batching import SentenceDataset
 from textvae.data.dsentences import FACTORS_NUM_VALUES, DSentences
@@ -196,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -23,6 +23,7 @@ from torch import nn
 
 import textvae
 from textvae.data.tokenization import SPECIALS, WordTokenizer
+from textvae.cli import run_script
 from textvae.modules.decoders import RecomputingDecoder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,4 +118,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the library of this checkout, installed or not
 
 from textvae import load_pretrained  # noqa: E402
+from textvae.cli import run_script  # noqa: E402
 from textvae.config import Config, DataConfig, ModelConfig, from_dict  # noqa: E402
 from textvae.data.pipeline import prepare_data  # noqa: E402
 from textvae.data.sprites import FACTORS_NUM_VALUES  # noqa: E402
@@ -175,4 +176,4 @@ def print_table(results: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

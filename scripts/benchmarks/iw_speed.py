@@ -46,6 +46,7 @@ from throughput import (  # noqa: E402
 )
 
 from textvae import TextVAE, load_pretrained  # noqa: E402
+from textvae.cli import run_script  # noqa: E402
 from textvae.evaluation.likelihood import importance_weighted_nll  # noqa: E402
 from textvae.models import sentence_vae  # noqa: E402
 from textvae.modules import fused  # noqa: E402
@@ -446,4 +447,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from textvae.modules.fused import linear_cross_entropy
+from textvae.cli import run_script
 from textvae.training.host_memory import keep_freed_host_memory
 
 
@@ -64,4 +65,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -37,6 +38,7 @@ from typing import Optional
 import torch
 
 from textvae import TextVAE
+from textvae.cli import run_script
 from textvae.config import load_config
 from textvae.data.batching import BucketBatchSampler
 from textvae.data.pipeline import prepare_data
@@ -285,4 +287,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 if __name__ == "__main__":
     torch.manual_seed(0)
-    main()
+    sys.exit(run_script(main))

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the library of t
 import torch  # noqa: E402
 
 from textvae.models import NegotiationAgent, load_pretrained  # noqa: E402
+from textvae.cli import run_script  # noqa: E402
 from textvae.tasks.negotiation import play, read_goal_pairs, summarize  # noqa: E402
 from textvae.training.rl import RLConfig, train_rl  # noqa: E402
 
@@ -105,4 +106,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

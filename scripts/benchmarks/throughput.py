@@ -29,6 +29,7 @@ from torch import nn
 
 import textvae
 from textvae.data.pipeline import make_loader, prepare_data
+from textvae.cli import run_script
 from textvae.training.host_memory import keep_freed_host_memory
 from textvae.training.trainer import build_optimizer, clip_grad_norm_
 
@@ -561,4 +562,4 @@ def image_main(args, device: torch.device, kept: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..errors import TextVAEError
 
@@ -49,3 +49,12 @@ def _dispatch(command: str, rest: list[str]) -> int:
         return module.main(rest, prog="textvae train")
     return module.main(rest)
 
+
+def run_script(main_function: Callable[[], "int | None"]) -> int:
+    """Run a script's ``main()`` as the ``textvae`` command runs a subcommand: the library's own errors (a missing
+    folder, a bad file, a bad setting) print as one ``error:`` line with exit status 2, never a traceback."""
+    try:
+        return main_function() or 0
+    except TextVAEError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
