@@ -156,3 +156,14 @@ def test_an_agent_refuses_a_temperature_that_is_not_positive(data, temperature):
     with pytest.raises(InputError, match="temperature must be positive"):
         NegotiationAgent(model, temperature=temperature)
     assert NegotiationAgent(model).temperature == 0.5  # Lewis et al.'s self-play temperature
+
+
+def test_attention_with_no_word_reads_the_goal_alone():
+    torch.manual_seed(0)
+    module = AttentionSelection(state_size=7, goal_size=6, hidden_size=8, outputs=NUM_ITEMS * (MAX_COUNT + 1),
+                                vocab_size=20, embedding_size=4, attention_size=5).eval()
+    ids, lengths, floors, turns, states, goal = attention_inputs()
+    none = module(ids, torch.zeros_like(lengths), floors, turns, states, goal)
+    one_empty = module(ids, lengths * torch.tensor([[1], [0]]), floors, turns, states, goal)  # row 1 has no word
+    torch.testing.assert_close(none[1], one_empty[1])  # the same pooled zeros, with or without other rows' words
+    assert torch.isfinite(none).all() and not torch.allclose(none[0], none[1])  # the goals differ

@@ -58,6 +58,8 @@ class AttentionSelection(nn.Module):
         """(B, outputs) logits from the words of each row's first ``turns`` turns."""
         b, n, t = ids.shape
         counted = (torch.arange(n, device=ids.device).unsqueeze(0) < turns.unsqueeze(1)) & (lengths > 0)  # (B, N)
+        if not bool(counted.any()):  # no row has a word yet: nothing to attend to, the goal alone decides
+            return self.net(torch.cat([goal.new_zeros(b, self.net[0].in_features - goal.size(-1)), goal], dim=-1))
         words = ids[counted]  # (M, T): every counted turn of every row
         inputs = torch.cat([self.embedding(words),
                             states[counted].unsqueeze(1).expand(-1, t, -1),
