@@ -381,11 +381,6 @@ class ForwardELBO:
         return perplexity_from_nll(self.rec + self.kl, self.num_tokens)
 
 
-def figure_sums(output) -> dict:
-    """A model output's own figures as (numerator, denominator) pairs (``figure_sums``; none for most models)."""
-    return output.figure_sums() if hasattr(output, "figure_sums") else {}
-
-
 def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
     """``model.evaluate`` (the forward pass in eval mode with the final KL weights) summed over ``batches``, the
     model's own batch dicts (a DataLoader of sentences or dialogues): the ELBO of any model, the figure training
@@ -404,7 +399,7 @@ def forward_elbo(model, batches: Iterable[dict]) -> ForwardELBO:
             if out.z_mean is None:  # a model that does not report its posterior means: one more encoder pass
                 out.z_mean = model.latent.mean(model.posterior(batch["input_ids"], batch["lengths"]))
             means.append(out.z_mean.float().cpu())
-            for name, (num, den) in figure_sums(out).items():
+            for name, (num, den) in out.figure_sums().items():
                 total = sums.setdefault(name, [0.0, 0.0])
                 total[0] += float(num)
                 total[1] += float(den)

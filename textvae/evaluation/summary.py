@@ -96,8 +96,8 @@ def print_negotiation_summary(result, data, games: int = 100, seed: int = 0) -> 
 
     from ..data.dealornodeal import read_goal_pairs
     from ..models.negotiation import NegotiationAgent
-    from .negotiation import split_elbo
     from ..tasks.negotiation import play, summarize
+    from .negotiation import split_elbo
 
     folder = result.best_dir or result.final_dir
     model = load_pretrained(folder)

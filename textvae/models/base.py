@@ -63,6 +63,11 @@ class VAEOutput:
             values["capacity"] = float(self.capacity)
         return values
 
+    def figure_sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """A model's own figures as (numerator, denominator) tensors, which training log lines and validation
+        (``forward_elbo``) sum over batches and divide; none for most models."""
+        return {}
+
 
 def as_model_config(config: "Config | ModelConfig | dict") -> ModelConfig:
     """Accept a full ``Config``, a ``ModelConfig`` or its dict form."""

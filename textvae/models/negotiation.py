@@ -54,27 +54,21 @@ class NegotiationOutput(VAEOutput):
     @property
     def selection_accuracy(self) -> Optional[float]:
         """Share of the rows with an agreed split whose split the head predicts exactly; None without such rows."""
-        if self.selection_rows is None or not bool(self.selection_rows.any()):
-            return None
-        return float(self.selection_right.sum()) / float(self.selection_rows.sum())
+        return self.batch_figures().get("selection_accuracy")
 
     def log_values(self) -> dict[str, float]:
-        values = super().log_values()
-        if self.selection is not None and self.selection_rows is not None:
-            rows = max(1, int(self.selection_rows.sum()))
-            values["selection"] = float(self.selection.detach().sum()) / rows
-        if self.selection_accuracy is not None:
-            values["selection_accuracy"] = self.selection_accuracy
-        return values
+        return {**super().log_values(), **self.batch_figures()}
 
     def figure_sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """(numerator, denominator) tensors of the model's own figures, which training log lines and validation
-        (``forward_elbo``) sum over batches and divide: the selection cross-entropy and the exact splits, both over
-        the rows that select with an agreed split."""
+        """The selection cross-entropy and the exact splits, both over the rows that select with an agreed split."""
         if self.selection_rows is None:
             return {}
         rows = self.selection_rows.sum()
         return {"selection": (self.selection.detach().sum(), rows), "selection_accuracy": (self.selection_right.sum(), rows)}
+
+    def batch_figures(self) -> dict[str, float]:
+        """This batch's figures (``figure_sums`` divided), where the batch has a row to divide by."""
+        return {name: float(num) / float(den) for name, (num, den) in self.figure_sums().items() if float(den) > 0}
 
 
 @dataclass
@@ -120,12 +114,11 @@ class NegotiationModel(BaseVAE):
         context_turns = turns - 1
         before = states[rows, (context_turns - 1).clamp(min=0)] * (context_turns > 0).unsqueeze(-1).to(states.dtype)
         # the selection is read after the closing turn only: other rows' logits stay 0 (no loss reads them)
-        selecting = batch["select"] > 0 if "select" in batch else torch.ones_like(turns, dtype=torch.bool)
+        selecting = batch["select"] > 0
         logits = states.new_zeros(ids.size(0), NUM_ITEMS * (MAX_COUNT + 1))
         if bool(selecting.any()):
-            picked = self.selection_head(ids[selecting], lengths[selecting], floors[selecting], turns[selecting],
-                                         states[selecting], goal[selecting])
-            logits = logits.index_put((selecting.nonzero().squeeze(1),), picked.to(logits.dtype))
+            logits[selecting] = self.selection_head(ids[selecting], lengths[selecting], floors[selecting],
+                                                    turns[selecting], states[selecting], goal[selecting]).to(logits.dtype)
         logits = logits.view(-1, NUM_ITEMS, MAX_COUNT + 1)
         counts = batch["goal"][:, 0::2]  # (B, 3)
         too_many = torch.arange(MAX_COUNT + 1, device=ids.device).view(1, 1, -1) > counts.unsqueeze(-1)

@@ -56,10 +56,17 @@ class AttentionSelection(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, floors: torch.Tensor, turns: torch.Tensor,
                 states: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """(B, outputs) logits from the words of each row's first ``turns`` turns."""
+        counted = (torch.arange(ids.size(1), device=ids.device).unsqueeze(0) < turns.unsqueeze(1)) & (lengths > 0)
+        if bool(counted.any()):
+            pooled = self.pool(ids, lengths, floors, counted, states)
+        else:  # no row has a word yet: nothing to attend to, the goal alone decides
+            pooled = goal.new_zeros(ids.size(0), 2 * self.rnn.hidden_size)
+        return self.net(torch.cat([pooled, goal], dim=-1))
+
+    def pool(self, ids: torch.Tensor, lengths: torch.Tensor, floors: torch.Tensor, counted: torch.Tensor,
+             states: torch.Tensor) -> torch.Tensor:
+        """(B, 2A): the attention-weighted GRU outputs over the words of the ``counted`` (B, N) turns."""
         b, n, t = ids.shape
-        counted = (torch.arange(n, device=ids.device).unsqueeze(0) < turns.unsqueeze(1)) & (lengths > 0)  # (B, N)
-        if not bool(counted.any()):  # no row has a word yet: nothing to attend to, the goal alone decides
-            return self.net(torch.cat([goal.new_zeros(b, self.net[0].in_features - goal.size(-1)), goal], dim=-1))
         words = ids[counted]  # (M, T): every counted turn of every row
         inputs = torch.cat([self.embedding(words),
                             states[counted].unsqueeze(1).expand(-1, t, -1),
@@ -71,8 +78,7 @@ class AttentionSelection(nn.Module):
         inside = counted.unsqueeze(-1) & (torch.arange(t, device=ids.device).view(1, 1, t) < lengths.unsqueeze(-1))
         scores = self.score(every).squeeze(-1).float().masked_fill(~inside, -torch.inf).flatten(1)  # (B, N*T)
         weights = scores.softmax(-1).nan_to_num(0.0).to(every.dtype)  # a row with no word pools to 0
-        pooled = (weights.unsqueeze(-1) * every.flatten(1, 2)).sum(1)
-        return self.net(torch.cat([pooled, goal], dim=-1))
+        return (weights.unsqueeze(-1) * every.flatten(1, 2)).sum(1)
 
 
 def build_selection(kind: str, **sizes) -> nn.Module:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..evaluation.likelihood import figure_sums
 from .checkpoint import LOG_NAME, json_line
 
 
@@ -69,7 +68,7 @@ class LogWindow:
         for key, value in terms.items():
             value = value.detach()
             self.pending[key] = self.pending[key] + value if key in self.pending else value
-        for name, pair in figure_sums(output).items():
+        for name, pair in output.figure_sums().items():
             self.pending_figures[name] = add_pairs(self.pending_figures.get(name), pair)
         self.pending_batches += 1
 
