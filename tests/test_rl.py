@@ -112,7 +112,7 @@ def resume_case(data, name, config, tmp_path):  # noqa: F811
     straight = copy.deepcopy(start)
     s1 = train_rl(straight, Pushover(word), PAIRS, config, max_updates=6, select=take_all, supervised_data=train)
     resumed = copy.deepcopy(start)
-    path = tmp_path / "rl_state.pt"
+    path = tmp_path / "rl_state.safetensors"
     train_rl(resumed, Pushover(word), PAIRS, config, state_path=path, max_updates=3, select=take_all,
              supervised_data=train)
     fresh = copy.deepcopy(start)  # a new process: the weights come from the state file

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from textvae import load_config, load_pretrained
 from textvae.config import TrainConfig
 from textvae.training.checkpoint import latest_checkpoint, list_checkpoints, read_trainer_state
+from textvae.training.state_files import load_state_file
 from textvae.errors import CheckpointError, ConfigError, DataError
 from textvae.models.base import BaseVAE
 from textvae.cli.train import trained_line
@@ -182,7 +183,9 @@ def test_two_process_data_parallel_run(tmp_path):
     assert proc.stdout.count("trained 6 steps") == 1  # the summary is printed by the main process only
     ckpt = latest_checkpoint(out / "checkpoints")
     assert ckpt.name == "step_00000006"
-    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in ckpt.iterdir()}  # both processes saved
+    names = {p.name for p in ckpt.iterdir()}
+    assert {"random_states_0.safetensors", "random_states_1.safetensors"} <= names  # both processes saved
+    assert not [name for name in names if name.endswith((".bin", ".pkl", ".pt"))]
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "valid"] == [3, 6]  # written once, not once per process
     assert load_pretrained(out / "best").sample(2, seed=0)
@@ -417,6 +420,22 @@ def test_resume_refuses_a_checkpoint_with_nonfinite_weights(tmp_path):
         train(tiny_config(tmp_path, "run", "train.max_steps=4"), resume=True, progress=False)
 
 
+def test_checkpoints_hold_no_pickle_and_an_old_pickled_one_is_refused(tmp_path):
+    train(tiny_config(tmp_path, "run", "train.max_steps=2", "train.checkpoint_every=2"), progress=False)
+    ckpt = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "model.safetensors", "optimizer.safetensors", "random_states_0.safetensors", "trainer_state.json"]
+    # a checkpoint of an earlier version: accelerate's pickle files in place of the safetensors ones
+    (ckpt / "optimizer.safetensors").rename(ckpt / "optimizer.bin")
+    (ckpt / "random_states_0.safetensors").rename(ckpt / "random_states_0.pkl")
+    with pytest.raises(CheckpointError, match=r"holds optimizer.bin and random_states_0.pkl, .* never unpickles; .*"
+                                              r"train.init_from=.*run/best"):
+        train(tiny_config(tmp_path, "run", "train.max_steps=4"), resume=True, progress=False)
+    (ckpt / "optimizer.bin").unlink(), (ckpt / "random_states_0.pkl").unlink()
+    with pytest.raises(CheckpointError, match=r"it has no optimizer.safetensors"):
+        train(tiny_config(tmp_path, "run", "train.max_steps=4"), resume=True, progress=False)
+
+
 # ---------------------------------------------------------------- one run per folder
 
 
@@ -544,16 +563,6 @@ def test_resume_with_another_architecture_names_the_keys(tmp_path):
     assert not (tmp_path / "run" / "run.lock").exists()
 
 
-def test_load_state_size_mismatch_becomes_a_checkpoint_error():
-    from textvae.training.trainer import load_error
-
-    exc = RuntimeError(
-        "Error(s) in loading state_dict for TextVAE:\n\tsize mismatch for latent.proj.weight: copying a param with "
-        "shape torch.Size([8, 16]) from checkpoint, the shape in current model is torch.Size([16, 16]).")
-    assert load_error(exc) == ("its weights do not fit the model the config builds: latent.proj.weight: checkpoint "
-                               "has (8, 16), config builds (16, 16)")
-
-
 # ---------------------------------------------------------------- data and intervals
 
 
@@ -649,7 +658,7 @@ def test_plateau_decays_reloads_the_best_weights_resets_the_optimizer_and_stops(
     assert_same_weights(weights(out / "final"), weights(out / "best"))
     # momentum buffers exist after a plain step, and are gone after a decay (as in a re-created optimizer)
     def optimizer_state(step):
-        return torch.load(ckpts / f"step_{step:08d}" / "optimizer.bin", weights_only=False)["state"]
+        return load_state_file(ckpts / f"step_{step:08d}" / "optimizer.safetensors")["optimizer"]["state"]
     assert len(optimizer_state(6)) > 0 and len(optimizer_state(8)) == 0 and len(optimizer_state(14)) == 0
     saved = read_trainer_state(ckpts / "step_00000012")
     assert (saved["lr"], saved["plateau_bad"], saved["plateau_decays"], saved["plateau_reference"]) == (0.25, 1, 1, 8.5)

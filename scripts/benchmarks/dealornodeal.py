@@ -73,14 +73,14 @@ def train_supervised(kind: str, args, seed: int, root: Path, data) -> Path:
 def train_rl_row(kind: str, args, seed: int, root: Path, folder: Path, partner_folder: Path, pairs, data) -> Path:
     """The RL stage from the supervised ``folder`` against the frozen word agent; returns the RL model folder."""
     from textvae.models import NegotiationAgent, load_pretrained
-    from textvae.training.rl import RLConfig, train_rl
+    from textvae.training.rl import STATE_FILE, RLConfig, train_rl
 
     out = root / f"seed{seed}" / f"rl_{kind}"
     out.mkdir(parents=True, exist_ok=True)
     model = load_pretrained(folder)
     partner = NegotiationAgent(load_pretrained(partner_folder), temperature=args.temperature, seed=seed + 2)
     config = RLConfig(seed=seed, episodes_per_update=args.episodes_per_update, temperature=args.temperature)
-    train_rl(model, partner, pairs, config, state_path=out / "rl_state.pt", resume=args.resume,
+    train_rl(model, partner, pairs, config, state_path=out / STATE_FILE, resume=args.resume,
              save_every=50, supervised_data=data.datasets["train"], max_episodes=args.rl_episodes,
              progress=args.progress)
     model.save_pretrained(out / "model")

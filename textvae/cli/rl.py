@@ -2,7 +2,7 @@
 self-play against a frozen supervised word-level partner (``training.rl``): latent RL for a ``larl`` folder, word RL
 with interleaved supervised updates for a ``negotiation_word`` folder.
 
-The output folder holds ``rl_state.pt`` (the exact resume state; ``--resume`` continues from it), ``model/`` (the
+The output folder holds ``rl_state.safetensors`` (the exact resume state; ``--resume`` continues from it), ``model/`` (the
 agent's model folder, rewritten at every save) and ``history.json`` (mean learner reward per update, the settings).
 """
 
@@ -18,7 +18,6 @@ from typing import Optional, Sequence
 
 from .common import command_warnings
 
-STATE_FILE = "rl_state.pt"
 MODEL_FOLDER = "model"
 HISTORY_FILE = "history.json"
 
@@ -33,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="the Deal or No Deal folder: selfplay.txt's goals, and the training "
                         "dialogues for word RL's supervised updates")
     parser.add_argument("--goals", help="goal pairs to play (default: DATA_DIR/selfplay.txt)")
-    parser.add_argument("--output-dir", required=True, help="where rl_state.pt, model/ and history.json go")
+    parser.add_argument("--output-dir", required=True, help="where rl_state.safetensors, model/ and history.json go")
     parser.add_argument("--episodes", type=int, help="stop after this many episodes (default: rl.passes passes)")
     parser.add_argument("--save-every", type=int, default=50, help="updates between saves (default 50)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/rl_state.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/rl_state.safetensors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = parser.add_argument_group("RL settings (training.rl.RLConfig; LaRL's by default)")
     for f in dataclasses.fields(RLConfig):
@@ -74,7 +73,7 @@ def _run(args) -> int:
     from ..errors import InputError
     from ..models import load_pretrained
     from ..models.negotiation import NegotiationAgent, NegotiationWordModel
-    from ..training.rl import RLConfig, is_latent, train_rl
+    from ..training.rl import STATE_FILE, RLConfig, is_latent, train_rl
 
     config = RLConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RLConfig)})
     torch.manual_seed(config.seed)

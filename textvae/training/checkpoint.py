@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_model
 
 from ..errors import CheckpointError, TrainingError
 from ..serialization import (  # noqa: F401  (re-exported: model folders moved to textvae.serialization)
@@ -30,6 +30,7 @@ from ..serialization import (  # noqa: F401  (re-exported: model folders moved t
     weight_problems,
     write_json,
 )
+from .state_files import load_state_file, random_states, restore_random_states, save_state_file
 
 
 def nonfinite_tensors(tensors: "dict[str, torch.Tensor]") -> list[str]:
@@ -107,12 +108,59 @@ def prune_checkpoints(folder: "str | Path", keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+OPTIMIZER_STATE_NAME = "optimizer.safetensors"  # the optimizer's and gradient scaler's state, and the step counter
+LEGACY_STATE_NAMES = ("optimizer.bin", "random_states_0.pkl")  # accelerate's pickle files, written before
+
+
+def random_states_name(process_index: int) -> str:
+    return f"random_states_{process_index}.safetensors"
+
+
+def save_training_state(folder: Path, model: torch.nn.Module, optimizer, accelerator, main: bool) -> None:
+    """Write a checkpoint's weights (``model.safetensors``), optimizer state and each process's random state into
+    ``folder``, as safetensors files only. The main process writes the shared parts; every process its generators."""
+    if main:
+        save_model(model, str(folder / WEIGHTS_NAME))
+        scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
+        save_state_file(folder / OPTIMIZER_STATE_NAME,
+                        {"optimizer": optimizer.state_dict(), "scaler": scaler, "accumulation_step": accelerator.step})
+    save_state_file(folder / random_states_name(accelerator.process_index), random_states())
+
+
+def load_training_state(checkpoint: Path, model: torch.nn.Module, optimizer, accelerator) -> None:
+    """Put back what ``save_training_state`` wrote (after ``check_resume_weights``); a checkpoint of accelerate's
+    pickle format is refused by name, never unpickled."""
+    if not (checkpoint / OPTIMIZER_STATE_NAME).is_file():
+        legacy = [name for name in LEGACY_STATE_NAMES if (checkpoint / name).is_file()]
+        what = (f"it holds {' and '.join(legacy)}, the pickle files of textvae versions before safetensors-only "
+                f"checkpoints, which this version never unpickles; start a new run from the run's best weights with "
+                f"train.init_from={checkpoint.parent.parent / 'best'} (the optimizer and random state start afresh)") if legacy else \
+            f"it has no {OPTIMIZER_STATE_NAME}"
+        raise CheckpointError(f"cannot resume from {checkpoint}: {what}")
+    load_weights(model, checkpoint)
+    state = load_state_file(checkpoint / OPTIMIZER_STATE_NAME)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        if accelerator.scaler is not None and state["scaler"] is not None:
+            accelerator.scaler.load_state_dict(state["scaler"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot resume from {checkpoint}: its optimizer state does not fit this run's "
+                              f"optimizer ({exc})") from None
+    accelerator.step = state["accumulation_step"]
+    own = checkpoint / random_states_name(accelerator.process_index)
+    if own.is_file():
+        restore_random_states(load_state_file(own))
+    else:
+        print(f"warning: {checkpoint} has no random state for process {accelerator.process_index} (it was written by "
+              "fewer processes); this process continues from its seeded generators", file=sys.stderr)
+
+
 def check_resume_weights(model: torch.nn.Module, checkpoint: "str | Path") -> None:
     """Refuse a checkpoint whose ``model.safetensors`` does not fit ``model`` (each tensor named with both shapes)
-    or holds a NaN or an infinity, before accelerate's ``load_state`` would fail with a torch trace or load it."""
+    or holds a NaN or an infinity, before loading it would fail with a torch trace or load it."""
     path = Path(checkpoint) / WEIGHTS_NAME
-    if not path.is_file():  # accelerate names the file after its serialisation settings; the load itself checks then
-        return
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume from {checkpoint}: it has no {WEIGHTS_NAME}")
     try:
         stored = load_file(str(path))
     except (SafetensorError, OSError) as exc:

@@ -26,7 +26,6 @@ after every game; this loop updates once per batch of games (``episodes_per_upda
 from __future__ import annotations
 
 import math
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +39,12 @@ from ..errors import CheckpointError, InputError
 from ..models.latent_action import LatentActionModel
 from ..models.negotiation import NegotiationAgent, NegotiationModel, NegotiationWordModel
 from ..tasks.negotiation import Goal, play
+from .state_files import load_state_file, save_state_file
 
 POLICY_MODULES = ("utterance_encoder", "goal_encoder", "context_encoder", "latent")
 LEARNING_RATES = {"latent": 0.2, "word": 0.1}  # LaRL's
+STATE_FILE = "rl_state.safetensors"  # in an RL run's output folder
+LEGACY_STATE_FILE = "rl_state.pt"  # what versions before safetensors-only state files wrote there
 
 
 @dataclass
@@ -304,8 +306,14 @@ def train_rl(model: NegotiationModel, partner, goal_pairs: Sequence[tuple[Goal, 
     state = RLState()
     partner_generator = getattr(partner, "generator", None)
     streams = (generator, partner_generator, supervised)
-    if resume and state_path is not None and Path(state_path).is_file():
-        state = load_rl_state(state_path, model, optimizer, *streams)
+    if resume and state_path is not None:
+        legacy = Path(state_path).with_name(LEGACY_STATE_FILE)
+        if not Path(state_path).is_file() and legacy.is_file():
+            raise CheckpointError(f"cannot resume reinforcement learning from {legacy}: it is the pickle file of textvae "
+                                  f"versions before safetensors-only state files, which this version never unpickles; "
+                                  f"start a new RL run")
+        if Path(state_path).is_file():
+            state = load_rl_state(state_path, model, optimizer, *streams)
     total = config.passes * len(goal_pairs)
     if max_episodes is not None:
         total = min(total, max_episodes)
@@ -336,7 +344,7 @@ def train_rl(model: NegotiationModel, partner, goal_pairs: Sequence[tuple[Goal, 
 def save_rl_state(path: "str | Path", model, optimizer, state: RLState, generator: torch.Generator,
                   partner_generator: Optional[torch.Generator] = None,
                   supervised: Optional[SupervisedUpdates] = None) -> None:
-    """Everything a resumed run needs, written atomically (tensors and plain numbers only)."""
+    """Everything a resumed run needs, written atomically as one safetensors file (``state_files``)."""
     path = Path(path)
     blob = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -346,9 +354,7 @@ def save_rl_state(path: "str | Path", model, optimizer, state: RLState, generato
         "partner_generator": partner_generator.get_state() if partner_generator is not None else None,
         "supervised": supervised.state_dict() if supervised is not None else None,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    save_state_file(path, blob)
 
 
 def load_rl_state(path: "str | Path", model, optimizer, generator: torch.Generator,
@@ -356,8 +362,8 @@ def load_rl_state(path: "str | Path", model, optimizer, generator: torch.Generat
                   supervised: Optional[SupervisedUpdates] = None) -> RLState:
     """Restore what ``save_rl_state`` wrote into ``model``, ``optimizer``, the generators and the supervised
     updates; returns the state."""
+    blob = load_state_file(path)
     try:
-        blob = torch.load(path, weights_only=True)
         model.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         if supervised is not None:

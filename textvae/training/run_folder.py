@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -80,17 +79,6 @@ def check_resume_config(out_dir: Path, config: Config) -> dict:
             f"were; to train with new ones from its weights, start a new run with train.init_from={out_dir / 'best'}"
         )
     return allowed
-
-
-def load_error(exc: BaseException) -> str:
-    """The gist of a failed ``load_state``: torch's size mismatches as one line per parameter with both shapes."""
-    text = str(exc)
-    sizes = re.findall(r"size mismatch for ([\w.]+): copying a param with shape torch\.Size\(\[([\d, ]*)\]\) from "
-                       r"checkpoint, the shape in current model is torch\.Size\(\[([\d, ]*)\]\)", text)
-    if sizes:
-        return "its weights do not fit the model the config builds: " + "; ".join(
-            f"{name}: checkpoint has ({a}), config builds ({b})" for name, a, b in sizes[:6])
-    return " ".join(text.split())[:500]
 
 
 def start_run_log(logger: RunLogger, config: Config, out_dir: Path, checkpoint: Optional[Path], step: int,

@@ -43,15 +43,17 @@ from .checkpoint import (
     checkpoint_name,
     latest_checkpoint,
     keep_best_copy,
+    load_training_state,
     load_weights,
     prune_checkpoints,
     read_trainer_state,
+    save_training_state,
     write_json,
 )
 from .host_memory import keep_freed_host_memory
 from .logs import LogWindow, RunLogger
 from .nonfinite import NonfiniteGuard, nonfinite_step
-from .run_folder import agree, check_resume_config, holding_run_folder, load_error, start_run_log
+from .run_folder import agree, check_resume_config, holding_run_folder, start_run_log
 
 
 @dataclass
@@ -348,10 +350,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
             load_weights(raw_model, checkpoint / BEST_COPY_NAME)
             raw_model.save_pretrained(out_dir / "best")
         accelerator.wait_for_everyone()
-        try:
-            accelerator.load_state(str(checkpoint))
-        except (RuntimeError, ValueError, KeyError, OSError) as exc:
-            raise CheckpointError(f"cannot resume from {checkpoint}: {load_error(exc)}") from None
+        load_training_state(checkpoint, raw_model, optimizer, accelerator)
         saved_state = read_trainer_state(checkpoint)
         state = TrainerState(**{k: v for k, v in saved_state.items() if k in TrainerState.__dataclass_fields__})
         if "best_score" not in saved_state and tc.select_on == "elbo":  # a checkpoint from before select_on
@@ -438,7 +437,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(staging))  # every process writes its own random state
+        save_training_state(staging, raw_model, optimizer, accelerator, main)  # every process its random state
         accelerator.wait_for_everyone()
         if main:
             if plateau and tc.plateau_reload_best:
