@@ -5,14 +5,17 @@ uninterrupted one."""
 import copy
 import json
 
+import pytest
 import torch
 
 from tests.test_latent_action import CONFIGS, data  # noqa: F401  (the tiny data fixture)
+from textvae.errors import CheckpointError
 from textvae.models import build_model
 from textvae.tasks.negotiation import Goal
 from textvae.training.rl import (
     PolicyAgent, RewardStats, RLConfig, WordPolicyAgent, learner, reinforce_loss, train_rl,
 )
+from textvae.training.state_files import save_state_file
 
 PAIRS = [(Goal((1, 4, 1), (0, 2, 2)), Goal((1, 4, 1), (4, 1, 2))), (Goal((3, 3, 1), (3, 0, 1)), Goal((3, 3, 1), (2, 1, 1)))]
 
@@ -136,6 +139,18 @@ def test_resumed_word_rl_with_supervised_updates_equals_uninterrupted(data, tmp_
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()))
     moved = straight.state_dict()
     assert not torch.equal(moved["selection_head.net.0.weight"], start.state_dict()["selection_head.net.0.weight"])  # supervised
+
+
+def test_an_old_pickled_rl_state_is_refused_not_ignored(data, tmp_path):  # noqa: F811
+    model = build_model(CONFIGS["larl_cat"](), data.tokenizer)
+    torch.save({"episode": 5}, tmp_path / "rl_state.pt")  # what versions before safetensors-only state files wrote
+    with pytest.raises(CheckpointError, match=r"rl_state.pt: it is the pickle file .* never unpickles"):
+        train_rl(model, Pushover(first_words(model)[0]), PAIRS, RLConfig(episodes_per_update=4, max_turns=2),
+                 state_path=tmp_path / "rl_state.safetensors", resume=True, max_updates=1, select=take_all)
+    save_state_file(tmp_path / "rl_state.safetensors", {"model": {}, "optimizer": [1]})  # readable, wrong layout
+    with pytest.raises(CheckpointError, match=r"cannot resume reinforcement learning from .*rl_state.safetensors"):
+        train_rl(model, Pushover(first_words(model)[0]), PAIRS, RLConfig(episodes_per_update=4, max_turns=2),
+                 state_path=tmp_path / "rl_state.safetensors", resume=True, max_updates=1, select=take_all)
 
 
 def test_rl_stage_script_runs_and_resumes(data, tmp_path):  # noqa: F811

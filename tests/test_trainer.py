@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from textvae import load_config, load_pretrained
 from textvae.config import TrainConfig
@@ -428,10 +428,16 @@ def test_checkpoints_hold_no_pickle_and_an_old_pickled_one_is_refused(tmp_path):
     # a checkpoint of an earlier version: accelerate's pickle files in place of the safetensors ones
     (ckpt / "optimizer.safetensors").rename(ckpt / "optimizer.bin")
     (ckpt / "random_states_0.safetensors").rename(ckpt / "random_states_0.pkl")
+    best = (tmp_path / "run" / "best" / "model.safetensors").read_bytes()
+    # a plateau run's checkpoint carries a copy of best/ that a resume puts back: here one that differs from best/
+    weights = {name: t + 1 for name, t in load_file(str(ckpt / "model.safetensors")).items()}
+    (ckpt / "best").mkdir()
+    save_file(weights, str(ckpt / "best" / "model.safetensors"))
     with pytest.raises(CheckpointError, match=r"holds optimizer.bin and random_states_0.pkl, .* never unpickles; .*"
-                                              r"train.init_from=.*run/best"):
+                                              r"train.init_from=.*run/best and a new train.output_dir"):
         train(tiny_config(tmp_path, "run", "train.max_steps=4"), resume=True, progress=False)
-    (ckpt / "optimizer.bin").unlink(), (ckpt / "random_states_0.pkl").unlink()
+    assert (tmp_path / "run" / "best" / "model.safetensors").read_bytes() == best  # refused before anything was written
+    (ckpt / "optimizer.bin").unlink(), (ckpt / "random_states_0.pkl").unlink(), shutil.rmtree(ckpt / "best")
     with pytest.raises(CheckpointError, match=r"it has no optimizer.safetensors"):
         train(tiny_config(tmp_path, "run", "train.max_steps=4"), resume=True, progress=False)
 

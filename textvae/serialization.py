@@ -34,10 +34,7 @@ def atomic_folder(folder: "str | Path") -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         yield tmp
-        for path in tmp.rglob("*"):  # make the bytes durable before the rename publishes them
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    os.fsync(handle.fileno())
+        sync_files(tmp)  # make the bytes durable before the rename publishes them
         old = None
         if folder.exists():
             old = folder.parent / f".{folder.name}.old-{os.getpid()}"
@@ -48,6 +45,14 @@ def atomic_folder(folder: "str | Path") -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def sync_files(folder: Path) -> None:
+    """fsync every file under ``folder``: what a rename is about to publish must be on disk first."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
 
 
 def write_json(path: "str | Path", data: dict) -> None:

@@ -27,6 +27,7 @@ from ..serialization import (  # noqa: F401  (re-exported: model folders moved t
     load_weights,
     read_config,
     save_model_folder,
+    sync_files,
     weight_problems,
     write_json,
 )
@@ -127,32 +128,48 @@ def save_training_state(folder: Path, model: torch.nn.Module, optimizer, acceler
     save_state_file(folder / random_states_name(accelerator.process_index), random_states())
 
 
+def check_checkpoint_format(checkpoint: Path) -> None:
+    """Refuse, before anything is read or rewritten, a checkpoint without this version's state files; one in
+    accelerate's pickle format (written by earlier versions) is named as such and never unpickled."""
+    if (checkpoint / OPTIMIZER_STATE_NAME).is_file():
+        return
+    legacy = [name for name in LEGACY_STATE_NAMES if (checkpoint / name).is_file()]
+    if not legacy:
+        raise CheckpointError(f"cannot resume from {checkpoint}: it has no {OPTIMIZER_STATE_NAME}")
+    best = checkpoint.parent.parent / "best"
+    restart = (f"start a new run from the run's best weights with train.init_from={best} and a new "
+               "train.output_dir (the optimizer and random state start afresh)") if (best / WEIGHTS_NAME).is_file() \
+        else "the run has no best/ model folder to start a new run from"
+    raise CheckpointError(f"cannot resume from {checkpoint}: it holds {' and '.join(legacy)}, the pickle files of "
+                          f"textvae versions before safetensors-only checkpoints, which this version never unpickles; "
+                          f"{restart}")
+
+
 def load_training_state(checkpoint: Path, model: torch.nn.Module, optimizer, accelerator) -> None:
-    """Put back what ``save_training_state`` wrote (after ``check_resume_weights``); a checkpoint of accelerate's
-    pickle format is refused by name, never unpickled."""
-    if not (checkpoint / OPTIMIZER_STATE_NAME).is_file():
-        legacy = [name for name in LEGACY_STATE_NAMES if (checkpoint / name).is_file()]
-        what = (f"it holds {' and '.join(legacy)}, the pickle files of textvae versions before safetensors-only "
-                f"checkpoints, which this version never unpickles; start a new run from the run's best weights with "
-                f"train.init_from={checkpoint.parent.parent / 'best'} (the optimizer and random state start afresh)") if legacy else \
-            f"it has no {OPTIMIZER_STATE_NAME}"
-        raise CheckpointError(f"cannot resume from {checkpoint}: {what}")
+    """Put back what ``save_training_state`` wrote (after ``check_checkpoint_format`` and ``check_resume_weights``):
+    weights, optimizer and scaler state, the accumulation counter and this process's generators."""
     load_weights(model, checkpoint)
-    state = load_state_file(checkpoint / OPTIMIZER_STATE_NAME)
+    path = checkpoint / OPTIMIZER_STATE_NAME
+    state = load_state_file(path)
     try:
         optimizer.load_state_dict(state["optimizer"])
         if accelerator.scaler is not None and state["scaler"] is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot resume from {checkpoint}: its optimizer state does not fit this run's "
-                              f"optimizer ({exc})") from None
-    accelerator.step = state["accumulation_step"]
+        accelerator.step = int(state["accumulation_step"])
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot resume from {checkpoint}: {path.name} does not fit this run's optimizer "
+                              f"({type(exc).__name__}: {exc})") from None
     own = checkpoint / random_states_name(accelerator.process_index)
-    if own.is_file():
-        restore_random_states(load_state_file(own))
-    else:
+    if not own.is_file():
         print(f"warning: {checkpoint} has no random state for process {accelerator.process_index} (it was written by "
               "fewer processes); this process continues from its seeded generators", file=sys.stderr)
+        return
+    states = load_state_file(own)
+    try:
+        restore_random_states(states)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot resume from {checkpoint}: {own.name} does not hold the generators' states "
+                              f"({type(exc).__name__}: {exc})") from None
 
 
 def check_resume_weights(model: torch.nn.Module, checkpoint: "str | Path") -> None:

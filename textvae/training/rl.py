@@ -370,12 +370,12 @@ def load_rl_state(path: "str | Path", model, optimizer, generator: torch.Generat
             if blob.get("supervised") is None:
                 raise KeyError("the supervised updates' state (the run was saved without them)")
             supervised.load_state_dict(blob["supervised"])
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume reinforcement learning from {path}: {exc}") from None
-    generator.set_state(blob["generator"])
-    torch.set_rng_state(blob["torch_rng"])
-    if partner_generator is not None and blob["partner_generator"] is not None:
-        partner_generator.set_state(blob["partner_generator"])
-    count, mean, m2 = blob["rewards"]
-    return RLState(blob["update"], blob["episode"], RewardStats(int(count), float(mean), float(m2)),
-                   list(blob["history"]))
+        generator.set_state(blob["generator"])
+        torch.set_rng_state(blob["torch_rng"])
+        if partner_generator is not None and blob["partner_generator"] is not None:
+            partner_generator.set_state(blob["partner_generator"])
+        count, mean, m2 = blob["rewards"]
+        return RLState(int(blob["update"]), int(blob["episode"]), RewardStats(int(count), float(mean), float(m2)),
+                       [float(r) for r in blob["history"]])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"cannot resume reinforcement learning from {path}: {type(exc).__name__}: {exc}") from None

@@ -15,18 +15,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
 
 TREE_KEY = "textvae.state"  # the header entry that holds the JSON structure
+NUMERIC_KINDS = "biufc"  # the numpy dtype kinds a state file keeps: bool, int, uint, float, complex
 
 
 def _encode(value: Any, tensors: "dict[str, torch.Tensor]", where: str) -> Any:
     """``value`` as JSON, its tensors and arrays moved into ``tensors`` under the names the JSON gives them."""
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"state at {where}: a numpy {value.dtype} value cannot be stored in a state file")
     if isinstance(value, np.generic):  # before int and float: np.float64 is a float, and must come back as itself
         return {"scalar": value.item(), "dtype": value.dtype.str}
     if isinstance(value, (int, float)):
@@ -35,9 +38,10 @@ def _encode(value: Any, tensors: "dict[str, torch.Tensor]", where: str) -> Any:
         name = f"t{len(tensors)}"
         tensors[name] = value.detach().to("cpu").contiguous().clone()  # clone: safetensors refuses shared storage
         return {"tensor": name}
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray):  # integers as int64 (torch has no uint32), the rest in native byte order
         name = f"t{len(tensors)}"
-        tensors[name] = torch.from_numpy(np.ascontiguousarray(value).astype(np.int64 if value.dtype.kind in "iu" else value.dtype))
+        stored = np.dtype(np.int64) if value.dtype.kind in "iu" else value.dtype.newbyteorder("=")
+        tensors[name] = torch.from_numpy(value.astype(stored, order="C", copy=True))
         return {"array": name, "dtype": value.dtype.str}
     if isinstance(value, tuple):
         return {"tuple": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]}
@@ -59,12 +63,19 @@ def _decode(node: Any, tensors: "dict[str, torch.Tensor]") -> Any:
     if "tensor" in node:
         return tensors[node["tensor"]]
     if "array" in node:
-        return tensors[node["array"]].numpy().astype(np.dtype(node["dtype"]))
+        return tensors[node["array"]].numpy().astype(_numeric_dtype(node["dtype"]))
     if "scalar" in node:
-        return np.dtype(node["dtype"]).type(node["scalar"])
+        return _numeric_dtype(node["dtype"]).type(node["scalar"])
     if "tuple" in node:
         return tuple(_decode(v, tensors) for v in node["tuple"])
     return {key: _decode(v, tensors) for key, v in node["dict"]}
+
+
+def _numeric_dtype(name: str) -> np.dtype:
+    dtype = np.dtype(name)
+    if dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"dtype {name!r} is not numeric")
+    return dtype
 
 
 def save_state_file(path: "str | Path", state: Any) -> None:
@@ -94,8 +105,10 @@ def load_state_file(path: "str | Path") -> Any:
                 raise CheckpointError(f"{path} is a safetensors file without textvae's state header ({TREE_KEY})")
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         return _decode(json.loads(tree), tensors)
-    except (SafetensorError, OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path} cannot be read as a textvae state file: {exc}") from None
+    except CheckpointError:
+        raise
+    except Exception as exc:  # a foreign or damaged file can fail anywhere in the decoding: name the file
+        raise CheckpointError(f"{path} cannot be read as a textvae state file: {type(exc).__name__}: {exc}") from None
 
 
 # ---------------------------------------------------------------- the process's random generators

@@ -39,6 +39,7 @@ from .checkpoint import (
     BEST_COPY_NAME,
     TRAINER_STATE_NAME,
     WEIGHTS_NAME,
+    check_checkpoint_format,
     check_resume_weights,
     checkpoint_name,
     latest_checkpoint,
@@ -48,6 +49,7 @@ from .checkpoint import (
     prune_checkpoints,
     read_trainer_state,
     save_training_state,
+    sync_files,
     write_json,
 )
 from .host_memory import keep_freed_host_memory
@@ -316,6 +318,8 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     eval_every, checkpoint_every = resolved_intervals(tc)
 
     checkpoint = latest_checkpoint(ckpt_dir) if resume else None
+    if checkpoint is not None:
+        check_checkpoint_format(checkpoint)
     changed = check_resume_config(out_dir, config) if checkpoint is not None else {}
     if data is None:
         # weights from another model folder come with its vocabulary: token ids must mean the same words
@@ -346,7 +350,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         check_resume_weights(raw_model, checkpoint)
         if main and (checkpoint / BEST_COPY_NAME / WEIGHTS_NAME).is_file():
             # best/ as it was at the checkpoint (a killed run may have replaced it since): the weights a plateau
-            # decay reloads. The model carries them only until load_state puts the checkpoint's weights back
+            # decay reloads. The model carries them only until load_training_state puts the checkpoint's back
             load_weights(raw_model, checkpoint / BEST_COPY_NAME)
             raw_model.save_pretrained(out_dir / "best")
         accelerator.wait_for_everyone()
@@ -443,6 +447,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
             if plateau and tc.plateau_reload_best:
                 keep_best_copy(out_dir / "best", staging / BEST_COPY_NAME)
             write_json(staging / TRAINER_STATE_NAME, asdict(state))  # written last: marks the checkpoint complete
+            sync_files(staging)  # on disk before the rename publishes it
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
             prune_checkpoints(ckpt_dir, tc.keep_checkpoints)
