@@ -241,6 +241,21 @@ def test_ptb_table_resumes_keeping_finished_rows_and_each_recipe_gets_the_same_e
     monkeypatch.setattr(ptb, "run_variant", not_again)
     ptb.main([*argv, "--resume"])
     assert json.loads(out.read_text())["rows"] == first["rows"]
+    # a table run as two processes: each file holds one recipe's row; --merge puts them in one table, training nothing
+    for recipe, key in (("adam", "lstm_lm"), ("paper", "lstm_lm (paper)")):
+        part = {**first, "rows": {key: first["rows"][key]}, "runs": {key: first["runs"][key]}}
+        part["rows"][key] = {**part["rows"][key], "lm_nll": None, "lm_gap": None}  # as a file without its LM row
+        (tmp_path / f"{recipe}.json").write_text(json.dumps(part))
+    merged = tmp_path / "merged.json"
+    ptb.main([*argv[:-1], str(merged), "--resume", "--merge", str(tmp_path / "adam.json"), str(tmp_path / "paper.json")])
+    rows = json.loads(merged.read_text())["rows"]
+    assert set(rows) == {"lstm_lm", "lstm_lm (paper)"}
+    assert rows["lstm_lm (paper)"]["lm_nll"] == first["rows"]["lstm_lm (paper)"]["nll"]  # gaps computed again
+    assert rows["lstm_lm"]["lm_gap"] == 0.0
+    with pytest.raises(SystemExit):
+        ptb.main([*argv, "--resume", "--merge", str(tmp_path / "nowhere.json")])
+    with pytest.raises(SystemExit):
+        ptb.main([*argv, "--merge", str(tmp_path / "adam.json")])  # without --resume
 
 
 def test_image_benchmark_rows_and_a_smoke_run(tmp_path):

@@ -238,7 +238,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out (same budget) and continue each row's run from its newest "
                              "checkpoint: a table too long for one sitting goes on where it stopped")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                        help="with --resume: also keep the rows (same budget) of these result files, e.g. of a table "
+                             "run as several processes with their own --out; the table then shows them together")
     args = parser.parse_args(argv)
+    if args.merge and not args.resume:
+        parser.error("--merge keeps finished rows, as --resume does: add --resume")
+    for missing in [m for m in args.merge if not Path(m).is_file()]:
+        parser.error(f"--merge: no result file {missing}")
 
     config = load_config(CONFIGS / "ptb_lstm_vae.yaml", [f"data.data_dir={args.data_dir}"])
     data = prepare_data(config.data, config.model.max_length, overlong=config.model.overlong)
@@ -255,13 +262,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     results: dict = {"args": vars(args), "steps": steps, "rows": {}, "runs": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.resume and out.exists():
-        kept = json.loads(out.read_text())
+    sources = ([out] if args.resume and out.exists() else []) + [Path(m) for m in args.merge]
+    for source in sources:
+        kept = json.loads(source.read_text())
+        names = []
         for key, run in kept.get("runs", {}).items():
             if run.get("steps") == steps.get(run.get("recipe")):  # rows of another budget are trained again
                 results["runs"][key], results["rows"][key] = run, kept["rows"][key]
-        print(f"--resume: {len(results['rows'])} rows kept from {out}: {', '.join(results['rows']) or 'none'}",
-              flush=True)
+                names.append(key)
+        print(f"--resume: {len(names)} rows kept from {source}: {', '.join(names) or 'none'}", flush=True)
+    add_gaps(results["rows"])  # rows kept from several files: each beside its recipe's language model
     for name in args.rows:
         for recipe in recipes:
             if name not in recipe_variants(1, recipe):
@@ -281,6 +291,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                   f"AU {row['au']} -ELBO-NLL {row['elbo_gap']:.2f} (IW K={row['iw_samples']} on {row['sentences']} "
                   f"sentences: {row['iw_seconds']:.0f}s)", flush=True)
             out.write_text(json.dumps(results, indent=1))  # after every row: a long run keeps what it has
+    out.write_text(json.dumps(results, indent=1))  # also when every row was kept (--resume, --merge)
     print("\n" + format_table(results))
     print(f"wrote {out}")
 
