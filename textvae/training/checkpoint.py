@@ -31,7 +31,7 @@ from ..serialization import (  # noqa: F401  (re-exported: model folders moved t
     weight_problems,
     write_json,
 )
-from .state_files import load_state_file, random_states, restore_random_states, save_state_file
+from .state_files import LAYOUT_ERRORS, load_state_file, random_states, restore_random_states, save_state_file
 
 
 def nonfinite_tensors(tensors: "dict[str, torch.Tensor]") -> list[str]:
@@ -145,10 +145,12 @@ def check_checkpoint_format(checkpoint: Path) -> None:
                           f"{restart}")
 
 
-def load_training_state(checkpoint: Path, model: torch.nn.Module, optimizer, accelerator) -> None:
-    """Put back what ``save_training_state`` wrote (after ``check_checkpoint_format`` and ``check_resume_weights``):
-    weights, optimizer and scaler state, the accumulation counter and this process's generators."""
-    load_weights(model, checkpoint)
+def load_training_state(checkpoint: Path, weights: "dict[str, torch.Tensor]", model: torch.nn.Module, optimizer,
+                        accelerator) -> None:
+    """Put back what ``save_training_state`` wrote (after ``check_checkpoint_format``): ``weights``, as
+    ``check_resume_weights`` read and checked them, the optimizer and scaler state, the accumulation counter and this
+    process's generators."""
+    model.load_state_dict(weights, strict=False)  # tied weights are stored once; weight_problems checked the rest
     path = checkpoint / OPTIMIZER_STATE_NAME
     state = load_state_file(path)
     try:
@@ -156,7 +158,7 @@ def load_training_state(checkpoint: Path, model: torch.nn.Module, optimizer, acc
         if accelerator.scaler is not None and state["scaler"] is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
         accelerator.step = int(state["accumulation_step"])
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+    except LAYOUT_ERRORS as exc:
         raise CheckpointError(f"cannot resume from {checkpoint}: {path.name} does not fit this run's optimizer "
                               f"({type(exc).__name__}: {exc})") from None
     own = checkpoint / random_states_name(accelerator.process_index)
@@ -167,14 +169,14 @@ def load_training_state(checkpoint: Path, model: torch.nn.Module, optimizer, acc
     states = load_state_file(own)
     try:
         restore_random_states(states)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+    except LAYOUT_ERRORS as exc:
         raise CheckpointError(f"cannot resume from {checkpoint}: {own.name} does not hold the generators' states "
                               f"({type(exc).__name__}: {exc})") from None
 
 
-def check_resume_weights(model: torch.nn.Module, checkpoint: "str | Path") -> None:
+def check_resume_weights(model: torch.nn.Module, checkpoint: "str | Path") -> "dict[str, torch.Tensor]":
     """Refuse a checkpoint whose ``model.safetensors`` does not fit ``model`` (each tensor named with both shapes)
-    or holds a NaN or an infinity, before loading it would fail with a torch trace or load it."""
+    or holds a NaN or an infinity, before loading it would fail with a torch trace or load it; returns the weights."""
     path = Path(checkpoint) / WEIGHTS_NAME
     if not path.is_file():
         raise CheckpointError(f"cannot resume from {checkpoint}: it has no {WEIGHTS_NAME}")
@@ -192,6 +194,7 @@ def check_resume_weights(model: torch.nn.Module, checkpoint: "str | Path") -> No
             f"{f' and {len(bad) - 4} more' if len(bad) > 4 else ''} hold NaN or inf); delete that folder to resume "
             "from the checkpoint before it"
         )
+    return stored
 
 
 # ---------------------------------------------------------------- the run folder: one run at a time

@@ -39,7 +39,7 @@ from ..errors import CheckpointError, InputError
 from ..models.latent_action import LatentActionModel
 from ..models.negotiation import NegotiationAgent, NegotiationModel, NegotiationWordModel
 from ..tasks.negotiation import Goal, play
-from .state_files import load_state_file, save_state_file
+from .state_files import LAYOUT_ERRORS, load_state_file, save_state_file
 
 POLICY_MODULES = ("utterance_encoder", "goal_encoder", "context_encoder", "latent")
 LEARNING_RATES = {"latent": 0.2, "word": 0.1}  # LaRL's
@@ -308,12 +308,12 @@ def train_rl(model: NegotiationModel, partner, goal_pairs: Sequence[tuple[Goal, 
     streams = (generator, partner_generator, supervised)
     if resume and state_path is not None:
         legacy = Path(state_path).with_name(LEGACY_STATE_FILE)
-        if not Path(state_path).is_file() and legacy.is_file():
+        if Path(state_path).is_file():
+            state = load_rl_state(state_path, model, optimizer, *streams)
+        elif legacy.is_file():
             raise CheckpointError(f"cannot resume reinforcement learning from {legacy}: it is the pickle file of textvae "
                                   f"versions before safetensors-only state files, which this version never unpickles; "
                                   f"start a new RL run")
-        if Path(state_path).is_file():
-            state = load_rl_state(state_path, model, optimizer, *streams)
     total = config.passes * len(goal_pairs)
     if max_episodes is not None:
         total = min(total, max_episodes)
@@ -377,5 +377,5 @@ def load_rl_state(path: "str | Path", model, optimizer, generator: torch.Generat
         count, mean, m2 = blob["rewards"]
         return RLState(int(blob["update"]), int(blob["episode"]), RewardStats(int(count), float(mean), float(m2)),
                        [float(r) for r in blob["history"]])
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+    except LAYOUT_ERRORS as exc:
         raise CheckpointError(f"cannot resume reinforcement learning from {path}: {type(exc).__name__}: {exc}") from None

@@ -22,6 +22,8 @@ from ..errors import CheckpointError
 
 TREE_KEY = "textvae.state"  # the header entry that holds the JSON structure
 NUMERIC_KINDS = "biufc"  # the numpy dtype kinds a state file keeps: bool, int, uint, float, complex
+# what putting a readable state file's contents back raises when they have another layout than the reader expects
+LAYOUT_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError)
 
 
 def _encode(value: Any, tensors: "dict[str, torch.Tensor]", where: str) -> Any:

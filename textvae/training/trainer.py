@@ -347,14 +347,14 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     if resume and checkpoint is None and main:
         print(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
     if checkpoint is not None:
-        check_resume_weights(raw_model, checkpoint)
+        weights = check_resume_weights(raw_model, checkpoint)
         if main and (checkpoint / BEST_COPY_NAME / WEIGHTS_NAME).is_file():
             # best/ as it was at the checkpoint (a killed run may have replaced it since): the weights a plateau
             # decay reloads. The model carries them only until load_training_state puts the checkpoint's back
             load_weights(raw_model, checkpoint / BEST_COPY_NAME)
             raw_model.save_pretrained(out_dir / "best")
         accelerator.wait_for_everyone()
-        load_training_state(checkpoint, raw_model, optimizer, accelerator)
+        load_training_state(checkpoint, weights, raw_model, optimizer, accelerator)
         saved_state = read_trainer_state(checkpoint)
         state = TrainerState(**{k: v for k, v in saved_state.items() if k in TrainerState.__dataclass_fields__})
         if "best_score" not in saved_state and tc.select_on == "elbo":  # a checkpoint from before select_on
