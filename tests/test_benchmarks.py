@@ -258,6 +258,29 @@ def test_ptb_table_resumes_keeping_finished_rows_and_each_recipe_gets_the_same_e
         ptb.main([*argv, "--merge", str(tmp_path / "adam.json")])  # without --resume
 
 
+def test_ptb_ae_free_bits_spends_the_rows_budget_on_both_stages(tmp_path):
+    import json
+
+    ptb = load_script("ptb")
+    assert [ptb.ae_stage_steps(steps, 0.375) for steps in (1, 2, 8, 10536)] == [1, 1, 3, 3951]
+    assert ptb.ae_stage_steps(4, 0.9) == 3  # one step is always left for the free-bits stage
+    words = "the cat sat on a mat dog ran far".split()
+    for split, count in (("train", 256), ("valid", 6), ("test", 4)):
+        lines = [" ".join(words[(i + j) % len(words)] for j in range(2 + i % 4)) for i in range(count)]
+        (tmp_path / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "results.json"
+    ptb.main(["--data-dir", str(tmp_path), "--rows", "ae_free_bits", "--epochs", "1", "--iw-samples", "2",
+              "--runs", str(tmp_path / "runs"), "--out", str(out)])
+    result = json.loads(out.read_text())
+    run = result["runs"]["ae_free_bits"]
+    assert result["steps"] == {"adam": 8} and run["steps"] == 8
+    assert (run["pretrain_steps"], run["steps_trained"]) == (3, 8)  # 3 autoencoder steps + 5 free-bits steps
+    ae_state = json.loads(next((tmp_path / "runs" / "ae_pretrain").rglob("trainer_state.json")).read_text())
+    assert ae_state["step"] == 3
+    with pytest.raises(SystemExit):
+        ptb.main(["--data-dir", str(tmp_path), "--ae-share", "1.0"])
+
+
 def test_image_benchmark_rows_and_a_smoke_run(tmp_path):
     images = load_script("images")
     assert {"vae", "beta_vae_2", "beta_vae_16", "annealed_vae", "beta_tcvae", "discrete", "joint"} <= set(images.MODELS)

@@ -16,7 +16,8 @@ settings; the papers' epoch-based settings are capped to fit short budgets (KL w
 budget, as the adam rows; no decay before half of it; at least 10 validations), and the best validation model is
 evaluated, as the papers do. ``ae_free_bits`` is Li et al.'s pipeline in both: an autoencoder (beta 0) first, then
 its encoder beside a fresh decoder, trained with free bits (paper: the autoencoder's best model by validation
-reconstruction). ``--recipe both`` runs each row with each recipe at the same budget.
+reconstruction); its two stages share the row's budget (``--ae-share``, 3/8 to the autoencoder by default, Li et
+al.'s 3 + 5 epochs at 8). ``--recipe both`` runs each row with each recipe at the same budget.
 
 NLL is the importance-weighted estimate (K = ``--iw-samples``, 500 in the papers; exact for the language model),
 PPL = exp(sum NLL / sum(words + 1)), KL the analytic mean, MI with q(z) pooled over the evaluated sentences,
@@ -159,27 +160,44 @@ def evaluate(model: TextVAE, test: list[str], args: argparse.Namespace) -> dict:
 
 def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: str = "adam") -> dict:
     """Train one row (two runs for AE pretraining) and return its run folders and times; ``evaluated_dir`` is the
-    model the table scores (adam: the last step's; paper: the best validation model)."""
-    config_file, overrides = recipe_variants(steps, recipe)[name]
-    # a checkpoint at least every 1,000 steps, so that --resume loses little of a stopped row
-    common = [f"data.data_dir={args.data_dir}", f"train.max_steps={steps}", f"train.eval_every={steps}",
-              f"train.checkpoint_every={min(steps, 1000)}", f"seed={args.seed}",
-              f"train.cpu_threads={args.cpu_threads}"]
+    model the table scores (adam: the last step's; paper: the best validation model). ``ae_free_bits`` spends the
+    row's budget on both stages: ``args.ae_share`` of the steps on the autoencoder, the rest on the free-bits VAE
+    (3/8: Li et al.'s 3 + 5 epochs at 8), each stage's schedule scaled to its own steps."""
+    def common(stage_steps: int) -> list[str]:
+        # a checkpoint at least every 1,000 steps, so that --resume loses little of a stopped row
+        return [f"data.data_dir={args.data_dir}", f"train.max_steps={stage_steps}", f"train.eval_every={stage_steps}",
+                f"train.checkpoint_every={min(stage_steps, 1000)}", f"seed={args.seed}",
+                f"train.cpu_threads={args.cpu_threads}"]
+
     suffix = "" if recipe == "adam" else f"_{recipe}"
     start = time.perf_counter()
+    stage_steps, pretrain_steps = steps, 0
+    extra: list[str] = []
     if name == "ae_free_bits":
-        ae = load_config(CONFIGS / config_file, [*common, *overrides, "model.objective.beta=0",
+        pretrain_steps = ae_stage_steps(steps, args.ae_share)
+        stage_steps = max(1, steps - pretrain_steps)
+        config_file, overrides = recipe_variants(pretrain_steps, recipe)[name]
+        ae = load_config(CONFIGS / config_file, [*common(pretrain_steps), *overrides, "model.objective.beta=0",
                                                  "model.objective.free_bits=0", "model.objective.kl_schedule=constant",
                                                  "train.select_on=rec",
                                                  f"train.output_dir={Path(args.runs) / ('ae_pretrain' + suffix)}"])
         pretrained = train(ae, data=data, progress=args.progress, resume=args.resume)
-        overrides = [*overrides, f"train.init_from={chosen_model(pretrained, recipe)}", "train.init_modules=[encoder]"]
-    config = load_config(CONFIGS / config_file,
-                         [*common, *overrides, f"train.output_dir={Path(args.runs) / (name + suffix)}"])
+        pretrain_steps = pretrained.state.step
+        extra = [f"train.init_from={chosen_model(pretrained, recipe)}", "train.init_modules=[encoder]"]
+    config_file, overrides = recipe_variants(stage_steps, recipe)[name]
+    config = load_config(CONFIGS / config_file, [*common(stage_steps), *overrides, *extra,
+                                                 f"train.output_dir={Path(args.runs) / (name + suffix)}"])
     result = train(config, data=data, progress=args.progress, resume=args.resume)
     return {"final_dir": str(result.final_dir), "evaluated_dir": str(chosen_model(result, recipe)),
             "train_seconds": time.perf_counter() - start, "valid": result.valid, "steps": steps,
-            "steps_trained": result.state.step, "stop_reason": result.state.stop_reason}
+            "steps_trained": pretrain_steps + result.state.step, "pretrain_steps": pretrain_steps,
+            "stop_reason": result.state.stop_reason}
+
+
+def ae_stage_steps(steps: int, share: float) -> int:
+    """The autoencoder stage's steps of an ``ae_free_bits`` row of ``steps``: ``share`` of them, at least one, and
+    at least one left for the free-bits stage when there are two."""
+    return max(1, min(steps - 1, round(steps * share))) if steps > 1 else 1
 
 
 def chosen_model(result, recipe: str) -> Path:
@@ -234,6 +252,9 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="threads per training process on a CPU (train.cpu_threads; 0: the machine's cores)")
     parser.add_argument("--runs", default="runs/bench_ptb", help="one trainer run folder per row here")
     parser.add_argument("--out", default="runs/bench_ptb/results.json")
+    parser.add_argument("--ae-share", type=float, default=0.375,
+                        help="ae_free_bits: the share of the row's steps spent on the autoencoder, the rest on the "
+                             "free-bits VAE (0.375: Li et al.'s 3 + 5 epochs at 8; every row gets the same budget)")
     parser.add_argument("--progress", action="store_true", help="progress bars for training and evaluation")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out (same budget) and continue each row's run from its newest "
@@ -244,6 +265,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.merge and not args.resume:
         parser.error("--merge keeps finished rows, as --resume does: add --resume")
+    if not 0 < args.ae_share < 1:
+        parser.error(f"--ae-share must lie strictly between 0 and 1, got {args.ae_share}")
     for missing in [m for m in args.merge if not Path(m).is_file()]:
         parser.error(f"--merge: no result file {missing}")
 
