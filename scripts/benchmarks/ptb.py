@@ -197,7 +197,7 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
 def ae_stage_steps(steps: int, share: float) -> int:
     """The autoencoder stage's steps of an ``ae_free_bits`` row of ``steps``: ``share`` of them, at least one, and
     at least one left for the free-bits stage when there are two."""
-    return max(1, min(steps - 1, round(steps * share))) if steps > 1 else 1
+    return max(1, min(steps - 1, round(steps * share)))
 
 
 def chosen_model(result, recipe: str) -> Path:
