@@ -277,6 +277,21 @@ def test_ptb_ae_free_bits_spends_the_rows_budget_on_both_stages(tmp_path):
     assert (run["pretrain_steps"], run["steps_trained"]) == (3, 8)  # 3 autoencoder steps + 5 free-bits steps
     ae_state = json.loads(next((tmp_path / "runs" / "ae_pretrain").rglob("trainer_state.json")).read_text())
     assert ae_state["step"] == 3
+    # the free-bits stage starts from the autoencoder's posterior q(z|x), not only its encoder's features
+    import torch
+    import yaml
+
+    from textvae import TextVAE
+    from textvae.serialization import load_weights
+
+    stage_config = yaml.safe_load((tmp_path / "runs" / "ae_free_bits" / "config.yaml").read_text())
+    assert stage_config["train"]["init_modules"] == list(ptb.PRETRAINED_MODULES) == ["encoder", "latent"]
+    autoencoder = TextVAE.from_pretrained(tmp_path / "runs" / "ae_pretrain" / "final")
+    fresh = TextVAE.from_pretrained(tmp_path / "runs" / "ae_free_bits" / "final")
+    sentences = ["the cat sat", "a mat dog ran far"]
+    assert not torch.allclose(fresh.encode(sentences), autoencoder.encode(sentences))
+    load_weights(fresh, tmp_path / "runs" / "ae_pretrain" / "final", ptb.PRETRAINED_MODULES)
+    assert torch.equal(fresh.encode(sentences), autoencoder.encode(sentences))
     with pytest.raises(SystemExit):
         ptb.main(["--data-dir", str(tmp_path), "--ae-share", "1.0"])
 

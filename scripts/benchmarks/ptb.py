@@ -15,7 +15,7 @@ the transformer's) on ``configs/ptb_lstm_{lm,vae}_paper.yaml``, the way He et al
 settings; the papers' epoch-based settings are capped to fit short budgets (KL warm-up at most a quarter of the
 budget, as the adam rows; no decay before half of it; at least 10 validations), and the best validation model is
 evaluated, as the papers do. ``ae_free_bits`` is Li et al.'s pipeline in both: an autoencoder (beta 0) first, then
-its encoder beside a fresh decoder, trained with free bits (paper: the autoencoder's best model by validation
+its encoder and posterior layer beside a fresh decoder, trained with free bits (paper: the autoencoder's best model by validation
 reconstruction); its two stages share the row's budget (``--ae-share``, 3/8 to the autoencoder by default, Li et
 al.'s 3 + 5 epochs at 8). ``--recipe both`` runs each row with each recipe at the same budget.
 
@@ -50,6 +50,9 @@ from textvae.training.trainer import train
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PAPER_LM, PAPER_VAE = "ptb_lstm_lm_paper.yaml", "ptb_lstm_vae_paper.yaml"
 RECIPES = ("adam", "paper")
+# what ae_free_bits keeps of its autoencoder: the whole encoder, its mu/logvar layer (the latent module) too, as
+# Li et al. do (they reload the autoencoder and reset only the decoder)
+PRETRAINED_MODULES = ("encoder", "latent")
 
 # Optimus appendix, Table 8 (PTB, NLL in nats per sentence; the VAE rows' NLL is approximate there)
 PUBLISHED = {
@@ -183,7 +186,8 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
                                                  f"train.output_dir={Path(args.runs) / ('ae_pretrain' + suffix)}"])
         pretrained = train(ae, data=data, progress=args.progress, resume=args.resume)
         pretrain_steps = pretrained.state.step
-        extra = [f"train.init_from={chosen_model(pretrained, recipe)}", "train.init_modules=[encoder]"]
+        extra = [f"train.init_from={chosen_model(pretrained, recipe)}",
+                 f"train.init_modules=[{','.join(PRETRAINED_MODULES)}]"]
     config_file, overrides = recipe_variants(stage_steps, recipe)[name]
     config = load_config(CONFIGS / config_file, [*common(stage_steps), *overrides, *extra,
                                                  f"train.output_dir={Path(args.runs) / (name + suffix)}"])
