@@ -698,6 +698,31 @@ def test_plateau_run_killed_and_resumed_ends_with_the_uninterrupted_weights(tmp_
     assert_same_weights(weights(tmp_path / "a" / "best"), weights(tmp_path / "b" / "best"))
 
 
+def test_plateau_resume_with_a_new_learning_rate_keeps_the_runs_decays(tmp_path, monkeypatch):
+    config = [*PLATEAU, "train.checkpoint_every=2"]
+    scripted_validation(monkeypatch)
+    train(tiny_config(tmp_path, "p", *config), progress=False)
+    ckpts = tmp_path / "p" / "checkpoints"
+    assert read_trainer_state(ckpts / "step_00000012")["lr"] == 0.25  # 0.5 after one decay
+    shutil.rmtree(ckpts / "step_00000014")
+    shutil.rmtree(tmp_path / "p" / "final")
+    scripted_validation(monkeypatch, start=6)  # resumed at step 12: the validation at 14 is the seventh
+    resumed = train(tiny_config(tmp_path, "p", *config, "train.learning_rate=1.0"), resume=True, progress=False)
+    lrs = {r["step"]: r["lr"] for r in read_log(tmp_path / "p") if r.get("split") == "train"}
+    assert lrs[14] == 0.5  # the new starting rate 1.0 after the run's one decay, not the old 0.25
+    assert resumed.state.step == 14 and resumed.state.plateau_decays == 2 and resumed.state.lr == 0.25
+
+
+def test_resume_refuses_changed_optimizer_settings_its_state_would_overwrite(tmp_path):
+    train(tiny_config(tmp_path, "s", "train.optimizer=sgd", "train.max_steps=2", "train.checkpoint_every=2"),
+          progress=False)
+    for key, value, shown in (("momentum", "0.9", "0.0 in the run, 0.9 now"),
+                              ("weight_decay", "0.01", "0.0 in the run, 0.01 now")):
+        with pytest.raises(CheckpointError, match=rf"train\.{key} is {shown}"):
+            train(tiny_config(tmp_path, "s", "train.optimizer=sgd", "train.max_steps=4", f"train.{key}={value}"),
+                  resume=True, progress=False)
+
+
 def test_plateau_rule_counts_bad_validations_in_a_row_and_waits_for_plateau_start():
     from textvae.training.trainer import TrainerState, plateau_update
 

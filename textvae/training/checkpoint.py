@@ -385,9 +385,10 @@ def truncate_log(path: "str | Path", step: int) -> int:
 
 
 # model and data settings fix parameter shapes, token ids and the examples' order; of the train settings, the
-# optimizer fixes the layout of its saved state. Everything else may change on resume (steps, intervals, rates).
+# optimizer and its settings that its saved state carries back (loading it restores them). Everything else may
+# change on resume (steps, intervals, learning rate).
 RESUME_MAY_CHANGE = ("train.", "data.eval_batch_size")
-RESUME_MUST_KEEP = ("train.optimizer",)
+RESUME_MUST_KEEP = ("train.optimizer", "train.momentum", "train.nesterov", "train.weight_decay")
 
 
 def flatten_config(data: dict, prefix: str = "") -> dict:

@@ -219,7 +219,7 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
     getattr(optimizer, "optimizer", optimizer).state.clear()  # the torch optimizer inside accelerate's wrapper
 
 
-PLATEAU_FIELDS = ("lr", "plateau_reference", "plateau_bad", "plateau_decays", "stop_reason")
+PLATEAU_FIELDS = ("lr", "plateau_reference", "plateau_bad", "plateau_decays", "stop_reason", "best_step")
 
 
 def resolved_intervals(config: TrainConfig) -> tuple[int, int]:
@@ -362,6 +362,9 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     plateau = tc.lr_schedule == "plateau"
     if plateau and state.lr is None:
         state.lr = tc.learning_rate
+    elif plateau and "train.learning_rate" in changed:  # a new starting rate, with the run's decays applied to it
+        before, now = changed["train.learning_rate"]
+        state.lr = state.lr * now / before
     start_step, start_skipped = state.step, state.skipped_steps
     logger = RunLogger(out_dir, enabled=main)
     if main:
@@ -426,11 +429,13 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         set_learning_rate(optimizer, tc, state.step, state.lr)
         logger.event(state.step, "lr_decay", lr=state.lr, decays=state.plateau_decays,
                      reloaded_step=state.best_step if reload else None)
-        bar.write(f"step {state.step}: learning rate decayed to {state.lr:g} ({state.plateau_decays} decays)"
-                  + (f", best weights of step {state.best_step} reloaded" if reload else ""))
+        if main:  # tqdm.write prints even where the bar is disabled: once, not once per process
+            bar.write(f"step {state.step}: learning rate decayed to {state.lr:g} ({state.plateau_decays} decays)"
+                      + (f", best weights of step {state.best_step} reloaded" if reload else ""))
         if state.stop_reason is not None:
             logger.event(state.step, "early_stop", reason=state.stop_reason)
-            bar.write(f"step {state.step}: stopping: {state.stop_reason}")
+            if main:
+                bar.write(f"step {state.step}: stopping: {state.stop_reason}")
             valid = {}  # figures of the weights before the reload: final/'s are measured at the end
 
     def save_checkpoint() -> None:
