@@ -50,3 +50,8 @@ def test_uniform_init_is_seeded_and_the_language_model_needs_no_encoder_type(tok
 def test_uniform_init_refuses_transformers(part):
     with pytest.raises(ConfigError, match=f"model.init: uniform is for RNN .* model.{part}.type is 'transformer'"):
         tiny_model_config(init="uniform", **{part: {"type": "transformer"}})
+
+
+def test_uniform_init_refuses_the_convolutional_image_vae():
+    with pytest.raises(ConfigError, match=r"model.model_type 'image_vae' builds convolutional ones"):
+        tiny_model_config(init="uniform", model_type="image_vae")

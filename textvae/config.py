@@ -247,6 +247,9 @@ class ModelConfig(Checked):
     def check(self) -> None:
         if self.init != "uniform":
             return
+        if self.model_type == "image_vae":  # its encoder and decoder are convolutional, whatever the RNN types say
+            raise ConfigError("model.init: uniform is for RNN encoders and decoders (lstm, gru), but model.model_type "
+                              "'image_vae' builds convolutional ones; use model.init: default")
         parts = [("model.decoder.type", self.decoder.type)]
         if self.latent.type != "none":  # a language model builds no encoder
             parts.insert(0, ("model.encoder.type", self.encoder.type))
