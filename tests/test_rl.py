@@ -3,6 +3,7 @@ RL's log-probabilities are the sampled words', and a resumed run (word RL with i
 uninterrupted one."""
 
 import copy
+from dataclasses import replace
 import json
 
 import pytest
@@ -139,6 +140,26 @@ def test_resumed_word_rl_with_supervised_updates_equals_uninterrupted(data, tmp_
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()))
     moved = straight.state_dict()
     assert not torch.equal(moved["selection_head.net.0.weight"], start.state_dict()["selection_head.net.0.weight"])  # supervised
+
+
+def test_resumed_rl_trains_with_the_settings_given_now(data, tmp_path, monkeypatch):  # noqa: F811
+    import textvae.training.rl as rl
+
+    made = []
+    real = rl.sgd
+    monkeypatch.setattr(rl, "sgd", lambda *args: made.append(real(*args)) or made[-1])
+    model = build_model(CONFIGS["word"](), data.tokenizer)
+    path = tmp_path / "rl_state.safetensors"
+    common = dict(state_path=path, select=take_all, supervised_data=data.datasets["train"])
+    config = RLConfig(episodes_per_update=4, max_turns=2, supervised_every=1, supervised_batch_size=4)
+    train_rl(model, Pushover(first_words(model)[0]), PAIRS, config, max_updates=2, **common)
+    changed = replace(config, learning_rate=0.05, momentum=0.3, nesterov=False, supervised_learning_rate=0.2)
+    made.clear()
+    train_rl(model, Pushover(first_words(model)[0]), PAIRS, changed, resume=True, max_updates=2, **common)
+    policy, supervised = made  # the RL optimizer, then the supervised updates'
+    assert [(g["lr"], g["momentum"], g["nesterov"]) for g in policy.param_groups] == [(0.05, 0.3, False)]
+    assert [(g["lr"], g["momentum"]) for g in supervised.param_groups] == [(0.2, 0.3)]
+    assert len(policy.state) > 0  # the momentum buffers of the first two updates came back (no update ran since)
 
 
 def test_an_old_pickled_rl_state_is_refused_not_ignored(data, tmp_path):  # noqa: F811

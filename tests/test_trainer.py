@@ -711,6 +711,15 @@ def test_plateau_resume_with_a_new_learning_rate_keeps_the_runs_decays(tmp_path,
     lrs = {r["step"]: r["lr"] for r in read_log(tmp_path / "p") if r.get("split") == "train"}
     assert lrs[14] == 0.5  # the new starting rate 1.0 after the run's one decay, not the old 0.25
     assert resumed.state.step == 14 and resumed.state.plateau_decays == 2 and resumed.state.lr == 0.25
+    # resumed once more from checkpoint 12 (as after a kill before the next checkpoint): config.yaml already says
+    # 1.0, but checkpoint 12's rate is relative to 0.5, which it records
+    assert read_trainer_state(ckpts / "step_00000012")["lr_base"] == 0.5
+    shutil.rmtree(ckpts / "step_00000014")
+    shutil.rmtree(tmp_path / "p" / "final")
+    scripted_validation(monkeypatch, start=6)
+    again = train(tiny_config(tmp_path, "p", *config, "train.learning_rate=1.0"), resume=True, progress=False)
+    lrs = {r["step"]: r["lr"] for r in read_log(tmp_path / "p") if r.get("split") == "train"}
+    assert lrs[14] == 0.5 and again.state.lr == 0.25 and again.state.lr_base == 1.0
 
 
 def test_resume_refuses_changed_optimizer_settings_its_state_would_overwrite(tmp_path):

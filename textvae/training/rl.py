@@ -174,6 +174,15 @@ def sgd(parameters, learning_rate: float, config: RLConfig) -> torch.optim.Optim
                            foreach=True)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """A saved optimizer state (momentum buffers) under this run's settings: torch's ``load_state_dict`` puts the
+    saved run's learning rate, momentum and Nesterov flag back, so a resume with new ones would train with the old."""
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kept in zip(optimizer.param_groups, settings):
+        group.update(kept)
+
+
 def make_optimizer(model: NegotiationModel, config: RLConfig) -> torch.optim.Optimizer:
     rate = config.learning_rate
     if rate is None:
@@ -213,7 +222,7 @@ class SupervisedUpdates:
         return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.generator.set_state(state["generator"])
 
 
@@ -365,7 +374,7 @@ def load_rl_state(path: "str | Path", model, optimizer, generator: torch.Generat
     blob = load_state_file(path)
     try:
         model.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
+        load_optimizer_state(optimizer, blob["optimizer"])
         if supervised is not None:
             if blob.get("supervised") is None:
                 raise KeyError("the supervised updates' state (the run was saved without them)")

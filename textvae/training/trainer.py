@@ -73,6 +73,7 @@ class TrainerState:
     # in a row that did not beat it, decays so far, and where the weights a decay reloads are (the run folder's
     # best/; each checkpoint keeps a copy of them, which a resume puts back there)
     lr: Optional[float] = None
+    lr_base: Optional[float] = None  # the train.learning_rate that lr's decays started from
     plateau_reference: float = math.inf
     plateau_bad: int = 0
     plateau_decays: int = 0
@@ -360,11 +361,15 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         if "best_score" not in saved_state and tc.select_on == "elbo":  # a checkpoint from before select_on
             state.best_score = state.best_elbo
     plateau = tc.lr_schedule == "plateau"
-    if plateau and state.lr is None:
-        state.lr = tc.learning_rate
-    elif plateau and "train.learning_rate" in changed:  # a new starting rate, with the run's decays applied to it
-        before, now = changed["train.learning_rate"]
-        state.lr = state.lr * now / before
+    if not plateau:  # a rate decayed by an earlier plateau stage of the run is not carried into a later one
+        state.lr = state.lr_base = None
+    elif state.lr is None:
+        state.lr = state.lr_base = tc.learning_rate
+    else:  # a new train.learning_rate is a new starting rate, with the run's decays so far applied to it
+        base = state.lr_base
+        if base is None:  # a checkpoint from before lr_base: the rate its run folder's config had
+            base = changed["train.learning_rate"][0] if "train.learning_rate" in changed else tc.learning_rate
+        state.lr, state.lr_base = state.lr * tc.learning_rate / base, tc.learning_rate
     start_step, start_skipped = state.step, state.skipped_steps
     logger = RunLogger(out_dir, enabled=main)
     if main:
@@ -496,7 +501,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 set_learning_rate(optimizer, tc, state.step, state.lr)
                 bar.update(1)
                 if loss_bad or not (applied or fp16_scaler):  # GradScaler's own overflow skips are not counted
-                    guard.skipped(state.step, output, loss_bad, norm, bar.write)
+                    guard.skipped(state.step, output, loss_bad, norm, bar.write if main else lambda line: None)
                 else:
                     guard.applied()
                 if state.step % tc.log_every == 0 or state.step == tc.max_steps:
