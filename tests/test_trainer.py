@@ -730,6 +730,13 @@ def test_resume_refuses_changed_optimizer_settings_its_state_would_overwrite(tmp
         with pytest.raises(CheckpointError, match=rf"train\.{key} is {shown}"):
             train(tiny_config(tmp_path, "s", "train.optimizer=sgd", "train.max_steps=4", f"train.{key}={value}"),
                   resume=True, progress=False)
+    # a config.yaml rewritten since (by a fresh run in the folder) cannot hide it: the checkpoint's optimizer state says
+    saved = (tmp_path / "s" / "config.yaml").read_text()
+    (tmp_path / "s" / "config.yaml").write_text(saved.replace("momentum: 0.0", "momentum: 0.9"))
+    with pytest.raises(CheckpointError, match=r"its optimizer ran with \{'momentum': 0.0, 'nesterov': False, "
+                                              r"'weight_decay': 0.0\}, this run's config asks for \{'momentum': 0.9"):
+        train(tiny_config(tmp_path, "s", "train.optimizer=sgd", "train.max_steps=4", "train.momentum=0.9"),
+              resume=True, progress=False)
 
 
 def test_plateau_rule_counts_bad_validations_in_a_row_and_waits_for_plateau_start():

@@ -145,6 +145,12 @@ def check_checkpoint_format(checkpoint: Path) -> None:
                           f"{restart}")
 
 
+def optimizer_settings(optimizer) -> "list[dict]":
+    """Each param group's settings that a saved optimizer state carries back (momentum, nesterov, weight_decay)."""
+    keys = ("momentum", "nesterov", "weight_decay")
+    return [{key: group[key] for key in keys if key in group} for group in optimizer.param_groups]
+
+
 def load_training_state(checkpoint: Path, weights: "dict[str, torch.Tensor]", model: torch.nn.Module, optimizer,
                         accelerator) -> None:
     """Put back what ``save_training_state`` wrote (after ``check_checkpoint_format``): ``weights``, as
@@ -153,8 +159,15 @@ def load_training_state(checkpoint: Path, weights: "dict[str, torch.Tensor]", mo
     model.load_state_dict(weights, strict=False)  # tied weights are stored once; weight_problems checked the rest
     path = checkpoint / OPTIMIZER_STATE_NAME
     state = load_state_file(path)
+    wanted = optimizer_settings(optimizer)
     try:
         optimizer.load_state_dict(state["optimizer"])
+        saved = optimizer_settings(optimizer)
+        if saved != wanted:  # load_state_dict has put the checkpoint's settings back: they would silently win
+            raise CheckpointError(
+                f"cannot resume from {checkpoint}: its optimizer ran with {saved[0]}, this run's config asks for "
+                f"{wanted[0]}; a resume keeps the optimizer's settings (train.momentum, nesterov, weight_decay): "
+                f"resume with the run's, or start a new run from its weights with train.init_from")
         if accelerator.scaler is not None and state["scaler"] is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
         accelerator.step = int(state["accumulation_step"])
