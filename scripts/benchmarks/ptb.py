@@ -15,8 +15,8 @@ the transformer's) on ``configs/ptb_lstm_{lm,vae}_paper.yaml``, the way He et al
 settings; the papers' epoch-based settings are capped to fit short budgets (KL warm-up at most a quarter of the
 budget, as the adam rows; no decay before half of it; at least 10 validations), and the best validation model is
 evaluated, as the papers do. ``ae_free_bits`` is Li et al.'s pipeline in both: an autoencoder (beta 0) first, then
-its encoder and posterior layer beside a fresh decoder, trained with free bits (paper: the autoencoder's best model by validation
-reconstruction); its two stages share the row's budget (``--ae-share``, 3/8 to the autoencoder by default, Li et
+its encoder and posterior layer beside a fresh decoder, trained with free bits (paper: the autoencoder's best model
+by validation reconstruction); its two stages share the row's budget (``--ae-share``, 3/8 to the autoencoder by default, Li et
 al.'s 3 + 5 epochs at 8). ``--recipe both`` runs each row with each recipe at the same budget.
 
 NLL is the importance-weighted estimate (K = ``--iw-samples``, 500 in the papers; exact for the language model),

@@ -145,10 +145,13 @@ def check_checkpoint_format(checkpoint: Path) -> None:
                           f"{restart}")
 
 
+# the optimizer settings (train.<name>) that a saved optimizer state carries back: a resume may not change them
+OPTIMIZER_SETTINGS = ("momentum", "nesterov", "weight_decay")
+
+
 def optimizer_settings(optimizer) -> "list[dict]":
-    """Each param group's settings that a saved optimizer state carries back (momentum, nesterov, weight_decay)."""
-    keys = ("momentum", "nesterov", "weight_decay")
-    return [{key: group[key] for key in keys if key in group} for group in optimizer.param_groups]
+    """Each param group's ``OPTIMIZER_SETTINGS``, as the optimizer holds them."""
+    return [{key: group[key] for key in OPTIMIZER_SETTINGS if key in group} for group in optimizer.param_groups]
 
 
 def load_training_state(checkpoint: Path, weights: "dict[str, torch.Tensor]", model: torch.nn.Module, optimizer,
@@ -401,7 +404,7 @@ def truncate_log(path: "str | Path", step: int) -> int:
 # optimizer and its settings that its saved state carries back (loading it restores them). Everything else may
 # change on resume (steps, intervals, learning rate).
 RESUME_MAY_CHANGE = ("train.", "data.eval_batch_size")
-RESUME_MUST_KEEP = ("train.optimizer", "train.momentum", "train.nesterov", "train.weight_decay")
+RESUME_MUST_KEEP = ("train.optimizer", *(f"train.{name}" for name in OPTIMIZER_SETTINGS))
 
 
 def flatten_config(data: dict, prefix: str = "") -> dict:

@@ -380,6 +380,8 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     accelerator.wait_for_everyone()
 
     bar = tqdm(total=tc.max_steps, initial=state.step, disable=not (progress and main), desc="train", dynamic_ncols=True)
+    # tqdm.write prints even where the bar is disabled: lines about the run come from the main process only
+    write = bar.write if main else lambda line: None
     valid: dict = {}
     start, tokens_seen = time.perf_counter(), 0
     window = LogWindow()
@@ -434,13 +436,11 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         set_learning_rate(optimizer, tc, state.step, state.lr)
         logger.event(state.step, "lr_decay", lr=state.lr, decays=state.plateau_decays,
                      reloaded_step=state.best_step if reload else None)
-        if main:  # tqdm.write prints even where the bar is disabled: once, not once per process
-            bar.write(f"step {state.step}: learning rate decayed to {state.lr:g} ({state.plateau_decays} decays)"
-                      + (f", best weights of step {state.best_step} reloaded" if reload else ""))
+        write(f"step {state.step}: learning rate decayed to {state.lr:g} ({state.plateau_decays} decays)"
+              + (f", best weights of step {state.best_step} reloaded" if reload else ""))
         if state.stop_reason is not None:
             logger.event(state.step, "early_stop", reason=state.stop_reason)
-            if main:
-                bar.write(f"step {state.step}: stopping: {state.stop_reason}")
+            write(f"step {state.step}: stopping: {state.stop_reason}")
             valid = {}  # figures of the weights before the reload: final/'s are measured at the end
 
     def save_checkpoint() -> None:
@@ -501,7 +501,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 set_learning_rate(optimizer, tc, state.step, state.lr)
                 bar.update(1)
                 if loss_bad or not (applied or fp16_scaler):  # GradScaler's own overflow skips are not counted
-                    guard.skipped(state.step, output, loss_bad, norm, bar.write if main else lambda line: None)
+                    guard.skipped(state.step, output, loss_bad, norm, write)
                 else:
                     guard.applied()
                 if state.step % tc.log_every == 0 or state.step == tc.max_steps:
