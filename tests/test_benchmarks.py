@@ -33,6 +33,10 @@ def test_every_ptb_row_is_a_valid_config_with_a_budget_scaled_schedule():
         if objective.kl_schedule == "cyclical":
             assert objective.kl_total_steps == 400, name
     assert load_config(ptb.CONFIGS / rows["lstm_lm"][0], rows["lstm_lm"][1]).model.latent.type == "none"
+    for target in (0.5, 0.25):  # ae_free_bits' target, in both recipes
+        for row in (ptb.variants(400, target)["ae_free_bits"], ptb.paper_variants(400, target)["ae_free_bits"]):
+            assert load_config(ptb.CONFIGS / row[0], row[1]).model.objective.free_bits == target
+    assert ptb.variants(400, 0.25)["free_bits"] == rows["free_bits"]  # the other rows do not depend on it
 
 
 def test_ptb_paper_rows_train_the_same_objectives_the_papers_way():
@@ -299,6 +303,26 @@ def test_ptb_ae_free_bits_spends_the_rows_budget_on_both_stages(tmp_path, monkey
         assert torch.equal(start[name], autoencoder[name]) == (not name.startswith("decoder.")), name
     with pytest.raises(SystemExit):
         ptb.main(["--data-dir", str(tmp_path), "--ae-share", "1.0"])
+    # the free-bits target: the default 0.5 was trained and recorded; --resume keeps the row only for that target
+    assert run["free_bits"] == 0.5
+    assert "free_bits: 0.5" in (tmp_path / "runs" / "ae_free_bits" / "config.yaml").read_text()
+    retrained = []
+
+    def record_target(name, args, *rest, **kwargs):
+        retrained.append(args.ae_free_bits)
+        raise KeyboardInterrupt  # stop before training: the decision to train again is what is tested
+
+    monkeypatch.setattr(ptb, "run_variant", record_target)
+    argv = ["--data-dir", str(tmp_path), "--rows", "ae_free_bits", "--epochs", "1", "--iw-samples", "2",
+            "--runs", str(tmp_path / "runs"), "--out", str(out), "--resume"]
+    ptb.main([*argv, "--ae-free-bits", "0.5"])
+    assert retrained == []
+    with pytest.raises(KeyboardInterrupt):
+        ptb.main([*argv, "--ae-free-bits", "0.25"])
+    assert retrained == [0.25]
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit):
+            ptb.main([*argv, "--ae-free-bits", bad])
 
 
 def test_image_benchmark_rows_and_a_smoke_run(tmp_path):

@@ -53,6 +53,8 @@ RECIPES = ("adam", "paper")
 # what ae_free_bits keeps of its autoencoder: the whole encoder, its mu/logvar layer (the latent module) too, as
 # Li et al. do (they reload the autoencoder and reset only the decoder)
 PRETRAINED_MODULES = ("encoder", "latent")
+# ae_free_bits' free-bits target in nats per latent dimension (16 nats over 32 dimensions)
+AE_FREE_BITS = 0.5
 
 # Optimus appendix, Table 8 (PTB, NLL in nats per sentence; the VAE rows' NLL is approximate there)
 PUBLISHED = {
@@ -66,8 +68,9 @@ PUBLISHED = {
 }
 
 
-def variants(steps: int) -> dict[str, tuple[str, list[str]]]:
-    """Row name -> (config file, overrides). Schedules are fractions of the budget, as in the 40k-step configs."""
+def variants(steps: int, ae_free_bits: float = AE_FREE_BITS) -> dict[str, tuple[str, list[str]]]:
+    """Row name -> (config file, overrides). Schedules are fractions of the budget, as in the 40k-step configs;
+    ``ae_free_bits`` is that row's free-bits target per dimension."""
     warmup = f"model.objective.kl_warmup_steps={max(1, steps // 4)}"
     return {
         "lstm_lm": ("ptb_lstm_vae.yaml", ["model.latent.type=none"]),
@@ -79,18 +82,18 @@ def variants(steps: int) -> dict[str, tuple[str, list[str]]]:
                                            f"model.objective.capacity_steps={max(1, steps // 2)}",
                                            "model.objective.capacity_gamma=1.0"]),
         # Li et al. 2019: an autoencoder first, then its encoder with a fresh decoder, trained with free bits
-        "ae_free_bits": ("ptb_lstm_vae_freebits.yaml", [warmup, "model.objective.free_bits=0.5"]),
+        "ae_free_bits": ("ptb_lstm_vae_freebits.yaml", [warmup, f"model.objective.free_bits={ae_free_bits}"]),
         # texar's transformer VAE (3 blocks, 8 heads, width 256, z as one memory slot), linear annealing
         "transformer": ("ptb_transformer_vae.yaml", [warmup]),
     }
 
 
-def paper_variants(steps: int) -> dict[str, tuple[str, list[str]]]:
+def paper_variants(steps: int, ae_free_bits: float = AE_FREE_BITS) -> dict[str, tuple[str, list[str]]]:
     """The adam rows (not the transformer's) on the paper configs: each row's objective (what differs from the
     paper config's) and decoder overrides, the paper config's optimisation, its epoch-based settings capped to fit
     ``steps`` (``paper_budget``)."""
     rows = {}
-    for name, (config_file, overrides) in variants(steps).items():
+    for name, (config_file, overrides) in variants(steps, ae_free_bits).items():
         if name == "transformer":  # uniform initialisation and these SGD settings are the LSTM models' recipe
             continue
         base = PAPER_LM if name == "lstm_lm" else PAPER_VAE
@@ -126,8 +129,8 @@ def steps_per_epoch(data, recipe: str) -> int:
     return len(sampler)
 
 
-def recipe_variants(steps: int, recipe: str) -> dict[str, tuple[str, list[str]]]:
-    return variants(steps) if recipe == "adam" else paper_variants(steps)
+def recipe_variants(steps: int, recipe: str, ae_free_bits: float = AE_FREE_BITS) -> dict[str, tuple[str, list[str]]]:
+    return variants(steps, ae_free_bits) if recipe == "adam" else paper_variants(steps, ae_free_bits)
 
 
 def row_key(name: str, recipe: str) -> str:
@@ -179,7 +182,7 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
     if name == "ae_free_bits":
         pretrain_steps = ae_stage_steps(steps, args.ae_share)
         stage_steps = max(1, steps - pretrain_steps)
-        config_file, overrides = recipe_variants(pretrain_steps, recipe)[name]
+        config_file, overrides = recipe_variants(pretrain_steps, recipe, args.ae_free_bits)[name]
         ae = load_config(CONFIGS / config_file, [*common(pretrain_steps), *overrides, "model.objective.beta=0",
                                                  "model.objective.free_bits=0", "model.objective.kl_schedule=constant",
                                                  "train.select_on=rec",
@@ -188,13 +191,14 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
         pretrain_steps = pretrained.state.step
         extra = [f"train.init_from={chosen_model(pretrained, recipe)}",
                  f"train.init_modules=[{','.join(PRETRAINED_MODULES)}]"]
-    config_file, overrides = recipe_variants(stage_steps, recipe)[name]
+    config_file, overrides = recipe_variants(stage_steps, recipe, args.ae_free_bits)[name]
     config = load_config(CONFIGS / config_file, [*common(stage_steps), *overrides, *extra,
                                                  f"train.output_dir={Path(args.runs) / (name + suffix)}"])
     result = train(config, data=data, progress=args.progress, resume=args.resume)
     return {"final_dir": str(result.final_dir), "evaluated_dir": str(chosen_model(result, recipe)),
             "train_seconds": time.perf_counter() - start, "valid": result.valid, "steps": steps,
             "steps_trained": pretrain_steps + result.state.step, "pretrain_steps": pretrain_steps,
+            **({"free_bits": args.ae_free_bits} if name == "ae_free_bits" else {}),
             "stop_reason": result.state.stop_reason}
 
 
@@ -202,6 +206,12 @@ def ae_stage_steps(steps: int, share: float) -> int:
     """The autoencoder stage's steps of an ``ae_free_bits`` row of ``steps``: ``share`` of them, at least one, and
     at least one left for the free-bits stage when there are two."""
     return max(1, min(steps - 1, round(steps * share)))
+
+
+def kept_target_matches(row: dict, run: dict, target: float) -> bool:
+    """Whether a finished row may be kept under ``--ae-free-bits target``: rows other than ``ae_free_bits`` do not
+    depend on it, and an ``ae_free_bits`` run that recorded no target was trained with the default."""
+    return row.get("row") != "ae_free_bits" or run.get("free_bits", AE_FREE_BITS) == target
 
 
 def chosen_model(result, recipe: str) -> Path:
@@ -259,6 +269,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--ae-share", type=float, default=0.375,
                         help="ae_free_bits: the share of the row's steps spent on the autoencoder, the rest on the "
                              "free-bits VAE (0.375: Li et al.'s 3 + 5 epochs at 8; every row gets the same budget)")
+    parser.add_argument("--ae-free-bits", type=float, default=AE_FREE_BITS,
+                        help="ae_free_bits: the free-bits target of its VAE stage, in nats per latent dimension "
+                             f"(default {AE_FREE_BITS}); the autoencoder stage does not depend on it")
     parser.add_argument("--progress", action="store_true", help="progress bars for training and evaluation")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out (same budget) and continue each row's run from its newest "
@@ -271,6 +284,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         parser.error("--merge keeps finished rows, as --resume does: add --resume")
     if not 0 < args.ae_share < 1:
         parser.error(f"--ae-share must lie strictly between 0 and 1, got {args.ae_share}")
+    if not args.ae_free_bits > 0:  # also refuses NaN
+        parser.error(f"--ae-free-bits must be a positive number of nats per dimension, got {args.ae_free_bits}")
     for missing in [m for m in args.merge if not Path(m).is_file()]:
         parser.error(f"--merge: no result file {missing}")
 
@@ -294,7 +309,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         kept = json.loads(source.read_text())
         names = []
         for key, run in kept.get("runs", {}).items():
-            if run.get("steps") == steps.get(run.get("recipe")):  # rows of another budget are trained again
+            # rows of another budget, or of another --ae-free-bits, are trained again
+            if run.get("steps") == steps.get(run.get("recipe")) and kept_target_matches(kept["rows"][key], run,
+                                                                                         args.ae_free_bits):
                 results["runs"][key], results["rows"][key] = run, kept["rows"][key]
                 names.append(key)
         print(f"--resume: {len(names)} rows kept from {source}: {', '.join(names) or 'none'}", flush=True)
