@@ -142,6 +142,16 @@ def test_nan_loss_is_a_clear_error(tmp_path):
     assert_nothing_nonfinite_saved(tmp_path / "nan")
 
 
+def test_nonfinite_error_quotes_the_rate_of_the_step_beside_the_configured_one(tmp_path):
+    # a 10-step warm-up: when the run stops, the optimizer's rate is 4/10 of train.learning_rate (warm-up index 3)
+    config = tiny_config(tmp_path, "warm", "train.max_steps=6", "train.learning_rate=1e30", "train.grad_clip=0",
+                         "train.optimizer=sgd", "train.max_nonfinite_steps=2", "train.lr_schedule=linear",
+                         "train.warmup_steps=10", "train.eval_every=100")
+    with pytest.raises(TrainingError, match=r"at step 3 .*learning_rate \(set to 1e\+30; the rate at this step is "
+                                            r"4e\+29\)"):
+        train(config, progress=False)
+
+
 def test_learning_rate_schedules():
     config = TrainConfig(learning_rate=1.0, warmup_steps=10, lr_schedule="linear", max_steps=110)
     assert learning_rate(config, 0) == pytest.approx(0.1)

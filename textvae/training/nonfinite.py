@@ -34,10 +34,20 @@ class NonfiniteGuard:
     each other step."""
 
     def __init__(
-        self, model: torch.nn.Module, accelerator: Accelerator, config: TrainConfig, checkpoints: Path
+        self, model: torch.nn.Module, accelerator: Accelerator, config: TrainConfig, checkpoints: Path,
+        optimizer: torch.optim.Optimizer,
     ) -> None:
         self.model, self.accelerator, self.config, self.checkpoints = model, accelerator, config, checkpoints
+        self.optimizer = optimizer
         self.in_a_row = 0  # skipped steps since the last applied one
+
+    def learning_rate_text(self) -> str:
+        """``train.learning_rate`` as the advice to lower it quotes it: with the rate of the current step beside it
+        when a warm-up, schedule or plateau decay has moved that away from the configured one."""
+        configured, current = self.config.learning_rate, float(self.optimizer.param_groups[0]["lr"])
+        if abs(current - configured) <= 1e-9 * abs(configured):
+            return f"now {configured:g}"
+        return f"set to {configured:g}; the rate at this step is {current:g}"
 
     def check_weights(self, step: int, what: str) -> None:
         """A ``TrainingError`` (on every process) when a weight is NaN or infinite: nothing non-finite is saved."""
@@ -52,7 +62,7 @@ class NonfiniteGuard:
         raise TrainingError(
             f"the weights are not finite after step {step} ({', '.join(bad[:3]) or 'on another process'}"
             f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}): stopping {what}. An optimizer step with finite "
-            f"gradients made them so: lower train.learning_rate (now {tc.learning_rate:g})"
+            f"gradients made them so: lower train.learning_rate ({self.learning_rate_text()})"
             + (" or set train.grad_clip" if tc.grad_clip <= 0 else "")
             + (f"; {newest} holds the newest (finite) weights" if newest is not None else "; nothing was saved")
         )
@@ -77,7 +87,7 @@ class NonfiniteGuard:
             raise TrainingError(
                 f"{what} is not finite at step {step} ({in_a_row} in a row, each skipped, the limit of "
                 f"train.max_nonfinite_steps={tc.max_nonfinite_steps}; {terms}; gradient norm {norm_text}). "
-                f"Lower train.learning_rate (now {tc.learning_rate:g})"
+                f"Lower train.learning_rate ({self.learning_rate_text()})"
                 + (", set train.grad_clip" if tc.grad_clip <= 0 else ", lower train.grad_clip")
                 + ", or check the data for empty or extreme examples"
             )

@@ -387,7 +387,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     window = LogWindow()
     fp16_scaler = accelerator.scaler is not None  # GradScaler skips steps whose gradients overflow, and backs off
     clip = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure the norm (for the check), clip nothing
-    guard = NonfiniteGuard(raw_model, accelerator, tc, ckpt_dir)
+    guard = NonfiniteGuard(raw_model, accelerator, tc, ckpt_dir, optimizer)
 
     def check_weights(what: str) -> None:
         guard.check_weights(state.step, what)
@@ -401,8 +401,8 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
             logger.log(state.step, "valid", valid)
             if not math.isfinite(valid["elbo"]):
                 error = (f"validation at step {state.step} gave a non-finite ELBO (rec {valid['rec']}, KL {valid['kl']}) "
-                         f"with finite weights: the model overflows; lower train.learning_rate (now "
-                         f"{tc.learning_rate:g}) or train.grad_clip; nothing was saved for this step")
+                         f"with finite weights: the model overflows; lower train.learning_rate "
+                         f"({guard.learning_rate_text()}) or train.grad_clip; nothing was saved for this step")
             else:
                 score = valid["elbo"] if tc.select_on == "elbo" else -valid["rec"]
                 if score > state.best_score:
