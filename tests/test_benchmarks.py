@@ -294,6 +294,9 @@ def test_ptb_ae_free_bits_spends_the_rows_budget_on_both_stages(tmp_path, monkey
     assert (run["pretrain_steps"], run["steps_trained"]) == (3, 8)  # 3 autoencoder steps + 5 free-bits steps
     ae_state = json.loads(next((tmp_path / "runs" / "ae_pretrain").rglob("trainer_state.json")).read_text())
     assert ae_state["step"] == 3
+    fb_state = json.loads(next((tmp_path / "runs" / "ae_free_bits").rglob("trainer_state.json")).read_text())
+    # the row's training time: both stages' as the trainer counts them (each summed over resumes)
+    assert run["train_seconds"] == pytest.approx(ae_state["train_seconds"] + fb_state["train_seconds"], abs=0.1)
     # the free-bits stage starts from the autoencoder's whole posterior q(z|x) (encoder and mu/logvar layer) and a
     # fresh decoder
     autoencoder = load_file(str(tmp_path / "runs" / "ae_pretrain" / "final" / "model.safetensors"))

@@ -87,8 +87,19 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     first = train(tiny_config(tmp_path, "b", "train.max_steps=14", *every), progress=False)
     assert first.state.step == 14 and first.state.epoch == 0 and first.state.batch_in_epoch == 14  # mid-epoch
     assert [p.name for p in list_checkpoints(tmp_path / "b" / "checkpoints")] == ["step_00000007", "step_00000014"]
+    shutil.copytree(tmp_path / "b", tmp_path / "old")  # for a checkpoint from before train_seconds, below
+    at_14 = read_trainer_state(tmp_path / "b" / "checkpoints" / "step_00000014")["train_seconds"]
+    assert 0 < at_14 <= first.state.train_seconds
     resumed = train(tiny_config(tmp_path, "b", "train.max_steps=26", *every), resume=True, progress=False)
     assert resumed.state.step == straight.state.step == 26
+    # the training time is summed over the resume: the checkpoint's seconds, then this process's
+    assert resumed.state.train_seconds == pytest.approx(at_14 + resumed.seconds, abs=0.05)
+    state_file = tmp_path / "old" / "checkpoints" / "step_00000014" / "trainer_state.json"
+    old_state = json.loads(state_file.read_text())
+    del old_state["train_seconds"]
+    state_file.write_text(json.dumps(old_state))
+    unknown = train(tiny_config(tmp_path, "old", "train.max_steps=16", *every), resume=True, progress=False)
+    assert unknown.state.step == 16 and unknown.state.train_seconds is None  # not just this process's seconds
     assert resumed.state.epoch == straight.state.epoch == 1  # crossed the epoch boundary after resuming
     a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))

@@ -179,6 +179,7 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
     start = time.perf_counter()
     stage_steps, pretrain_steps = steps, 0
     extra: list[str] = []
+    pretrained = None
     if name == "ae_free_bits":
         pretrain_steps = ae_stage_steps(steps, args.ae_share)
         stage_steps = max(1, steps - pretrain_steps)
@@ -196,7 +197,8 @@ def run_variant(name: str, args: argparse.Namespace, steps: int, data, recipe: s
                                                  f"train.output_dir={Path(args.runs) / (name + suffix)}"])
     result = train(config, data=data, progress=args.progress, resume=args.resume)
     return {"final_dir": str(result.final_dir), "evaluated_dir": str(chosen_model(result, recipe)),
-            "train_seconds": time.perf_counter() - start, "valid": result.valid, "steps": steps,
+            "train_seconds": summed_train_seconds(pretrained and pretrained.state, result.state),
+            "process_seconds": time.perf_counter() - start, "valid": result.valid, "steps": steps,
             "steps_trained": pretrain_steps + result.state.step, "pretrain_steps": pretrain_steps,
             **({"free_bits": args.ae_free_bits} if name == "ae_free_bits" else {}),
             "stop_reason": result.state.stop_reason}
@@ -206,6 +208,13 @@ def ae_stage_steps(steps: int, share: float) -> int:
     """The autoencoder stage's steps of an ``ae_free_bits`` row of ``steps``: ``share`` of them, at least one, and
     at least one left for the free-bits stage when there are two."""
     return max(1, min(steps - 1, round(steps * share)))
+
+
+def summed_train_seconds(*states) -> Optional[float]:
+    """A row's training time over its stages (``None`` entries skipped), each summed over its resumes by the
+    trainer; ``None`` when a stage was resumed from a checkpoint that did not record its time."""
+    seconds = [state.train_seconds for state in states if state is not None]
+    return None if None in seconds else sum(seconds)
 
 
 def kept_target_matches(row: dict, run: dict, target: float) -> bool:
@@ -329,7 +338,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             results["runs"][key] = {"recipe": recipe, **run}
             results["rows"][key] = row = {"row": name, "recipe": recipe, **evaluate(model, test, args)}
             add_gaps(results["rows"])
-            print(f"{key}: trained {run['train_seconds']:.0f}s ({run['steps_trained']} steps"
+            seconds = run["train_seconds"]
+            trained = "trained " + ("for an unknown time" if seconds is None else f"{seconds:.0f}s")
+            print(f"{key}: {trained} ({run['steps_trained']} steps"
                   + (f", stopped: {run['stop_reason']}" if run["stop_reason"] else "") + f"); NLL {row['nll']:.2f} "
                   f"PPL {row['ppl']:.2f} KL {row['kl']:.2f} MI {row['mi'] if row['mi'] is None else round(row['mi'], 2)} "
                   f"AU {row['au']} -ELBO-NLL {row['elbo_gap']:.2f} (IW K={row['iw_samples']} on {row['sentences']} "

@@ -79,6 +79,9 @@ class TrainerState:
     plateau_decays: int = 0
     best_weights: Optional[str] = None
     stop_reason: Optional[str] = None  # why the run ended before max_steps (plateau_max_decays reached)
+    # wall seconds of training (validations and checkpoints included) up to this state, summed over resumes: steps
+    # trained again after a kill count once; None when resumed from a checkpoint that did not record it
+    train_seconds: Optional[float] = 0.0
 
 
 @dataclass
@@ -358,6 +361,8 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         load_training_state(checkpoint, weights, raw_model, optimizer, accelerator)
         saved_state = read_trainer_state(checkpoint)
         state = TrainerState(**{k: v for k, v in saved_state.items() if k in TrainerState.__dataclass_fields__})
+        if "train_seconds" not in saved_state:  # a checkpoint from before the field: the time before it is unknown
+            state.train_seconds = None
         if "best_score" not in saved_state and tc.select_on == "elbo":  # a checkpoint from before select_on
             state.best_score = state.best_elbo
     plateau = tc.lr_schedule == "plateau"
@@ -384,6 +389,11 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
     write = bar.write if main else lambda line: None
     valid: dict = {}
     start, tokens_seen = time.perf_counter(), 0
+    seconds_before = state.train_seconds  # of the run up to the checkpoint resumed from
+
+    def count_train_seconds() -> None:
+        if seconds_before is not None:
+            state.train_seconds = seconds_before + time.perf_counter() - start
     window = LogWindow()
     fp16_scaler = accelerator.scaler is not None  # GradScaler skips steps whose gradients overflow, and backs off
     clip = tc.grad_clip if tc.grad_clip > 0 else math.inf  # inf: measure the norm (for the check), clip nothing
@@ -456,6 +466,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
         if main:
             if plateau and tc.plateau_reload_best:
                 keep_best_copy(out_dir / "best", staging / BEST_COPY_NAME)
+            count_train_seconds()
             write_json(staging / TRAINER_STATE_NAME, asdict(state))  # written last: marks the checkpoint complete
             sync_files(staging)  # on disk before the rename publishes it
             shutil.rmtree(target, ignore_errors=True)
@@ -530,6 +541,7 @@ def _run(config: Config, resume: bool, data: Optional[PreparedData], accelerator
                 state.batch_in_epoch = 0
         bar.close()
         seconds = time.perf_counter() - start
+        count_train_seconds()
         check_weights("before final/ is written")
         if main:
             raw_model.save_pretrained(out_dir / "final")
