@@ -176,7 +176,10 @@ def test_an_old_pickled_rl_state_is_refused_not_ignored(data, tmp_path):  # noqa
 
 def test_rl_stage_script_runs_and_resumes(data, tmp_path):  # noqa: F811
     from tests.test_dealornodeal import write_folder
-    from textvae.cli.rl import rl_main
+    from textvae.cli.rl import _run, build_parser, rl_main
+
+    def _run_rl(argv):  # the script's run without its error printing, so that the test sees the exception
+        return _run(build_parser().parse_args(argv))
 
     folder = write_folder(tmp_path / "dnd")
     torch.manual_seed(0)
@@ -189,6 +192,13 @@ def test_rl_stage_script_runs_and_resumes(data, tmp_path):  # noqa: F811
                     "--resume"] + common) == 0
     history = json.loads((tmp_path / "w" / "history.json").read_text())
     assert history["episode"] == 4 and len(history["history"]) == 2 and history["settings"]["kind"] == "word"
+    # a resume must play the same games against the same partner: another partner or seed is refused, by name
+    build_model(CONFIGS["word"](), data.tokenizer).save_pretrained(tmp_path / "other_word")
+    for changed, named in ((["--partner", str(tmp_path / "other_word")], "partner: "), (["--seed", "3"], "seed: 0 -> 3")):
+        with pytest.raises(CheckpointError, match=f"--resume continues the RL run in .*{named}"):
+            _run_rl(["--model", str(tmp_path / "word"), "--output-dir", str(tmp_path / "w"), "--episodes", "6",
+                     "--resume", *changed] + common)
+    assert json.loads((tmp_path / "w" / "history.json").read_text())["episode"] == 4  # nothing was played
     assert (tmp_path / "w" / "model" / "config.json").is_file()
     assert rl_main(["--model", str(tmp_path / "larl"), "--partner", str(tmp_path / "word"), "--output-dir",
                     str(tmp_path / "l"), "--episodes", "2"] + common) == 0

@@ -49,6 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what a resume must keep: the run it continues played these games (the seed orders the goal pairs and draws who
+# starts) with this agent against this partner; the optimisation settings may change (they are the ones given now)
+RESUME_MUST_KEEP = ("model", "partner", "goal_pairs", "kind", "seed", "max_turns", "temperature")
+
+
+def check_rl_resume(saved: dict, now: dict, out: Path) -> None:
+    """A ``CheckpointError`` naming each setting a resume of the RL run in ``out`` changed that it must keep."""
+    from ..errors import CheckpointError
+
+    def same(key: str) -> bool:  # folders compare resolved: history.json files before this check kept them as given
+        if key in ("model", "partner"):
+            return Path(saved[key]).resolve() == Path(now[key]).resolve()
+        return saved[key] == now[key]
+
+    changed = [f"{key}: {saved[key]!r} -> {now[key]!r}" for key in RESUME_MUST_KEEP if key in saved and not same(key)]
+    if changed:
+        raise CheckpointError(f"--resume continues the RL run in {out}, which was started with other settings ("
+                              + "; ".join(changed) + "): give the run's own settings, or a new --output-dir")
+
+
 def rl_main(argv: Optional[Sequence[str]] = None) -> int:
     with command_warnings():
         return _rl_main(argv)
@@ -101,8 +121,10 @@ def _run(args) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     partner = NegotiationAgent(partner_model, temperature=config.temperature, seed=config.seed + 2)
-    settings = {"model": str(args.model), "partner": str(args.partner or args.model), "goal_pairs": len(pairs),
-                "kind": "latent" if latent else "word", **dataclasses.asdict(config)}
+    settings = {"model": str(Path(args.model).resolve()), "partner": str(Path(args.partner or args.model).resolve()),
+                "goal_pairs": len(pairs), "kind": "latent" if latent else "word", **dataclasses.asdict(config)}
+    if args.resume and (out / STATE_FILE).is_file() and (out / HISTORY_FILE).is_file():
+        check_rl_resume(json.loads((out / HISTORY_FILE).read_text()).get("settings", {}), settings, out)
 
     def on_save(state) -> None:
         model.save_pretrained(out / MODEL_FOLDER)
